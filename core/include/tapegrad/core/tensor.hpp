@@ -1,0 +1,128 @@
+#pragma once
+// Tensor: a handle to contiguous row-major doubles with a shape. Copies of a handle share one
+// tensor (as in PyTorch); every op returns a new tensor, nothing is modified in place except
+// through mutable_values() on leaves (what optimizers do).
+//
+// A tensor is either
+//   - a leaf: made by a factory (zeros, from_values, randn, ...) or by detach(); if it
+//     requires_grad, backward() accumulates into its grad() until zero_grad();
+//   - a result recorded on a Tape: made by an op while a tape was recording and some input
+//     required grad. It remembers its node; gradients flow through it to the leaves.
+// Tensors computed with no tape recording (evaluation, no-grad scopes) are constant leaves.
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "tapegrad/core/shape.hpp"
+
+namespace tapegrad {
+
+class Tensor;
+
+namespace detail {
+struct TapeState;
+
+struct TensorImpl {
+  Shape shape;
+  std::vector<double> values;  // row-major, shape.numel() elements
+  bool requires_grad = false;
+  // Leaves only: the accumulated gradient, null until a backward reaches this leaf.
+  std::shared_ptr<TensorImpl> grad;
+  // Recorded results only: the tape and the node that produced this tensor. `generation` tells
+  // whether the tape was cleared since (then the node is gone).
+  std::weak_ptr<TapeState> tape;
+  std::uint64_t generation = 0;
+  std::size_t node = 0;
+  std::string_view op;  // the producing op's name ("" for a leaf)
+};
+}  // namespace detail
+
+struct BackwardOptions {
+  // Record the backward sweep itself on the tape, so the gradients can be differentiated again
+  // (Hessians, Hessian-vector products). The gradients put into leaves are then tape results.
+  bool create_graph = false;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // an undefined tensor: defined() is false; like PyTorch's None grad
+  explicit Tensor(std::shared_ptr<detail::TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  // A leaf holding `values` with `shape`; throws ShapeError if the counts differ.
+  static Tensor from_values(std::vector<double> values, Shape shape);
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const { return impl().shape; }
+  std::size_t rank() const { return impl().shape.rank(); }
+  std::size_t numel() const { return impl().values.size(); }
+  std::span<const double> values() const { return impl().values; }
+  // Writable values of a leaf (optimizers, data loaders). A recorded result's values are saved
+  // for backward, so writing them is an AutogradError.
+  std::span<double> mutable_values();
+
+  // The single value of a one-element tensor; ValueError otherwise.
+  double item() const;
+  // The element at a multi-index, e.g. t.at({1, 2}); ValueError when out of range.
+  double at(std::initializer_list<std::int64_t> index) const;
+
+  bool requires_grad() const { return impl().requires_grad; }
+  // Leaves only: mark (or unmark) this tensor as a parameter whose gradient backward() fills.
+  Tensor& requires_grad_(bool enabled = true);
+  // True for factory-made and detached tensors, false for results recorded on a tape.
+  bool is_leaf() const { return impl().op.empty(); }
+  // The op that produced this tensor, "" for a leaf.
+  std::string_view op() const { return impl().op; }
+
+  // Leaves only: the gradient accumulated so far (undefined until a backward reaches the leaf).
+  // Asking a recorded result for its gradient is an AutogradError: use tapegrad::grad(y, x).
+  Tensor grad() const;
+  void set_grad(const Tensor& grad);
+  // Forgets the accumulated gradient (the next backward starts from nothing, as PyTorch's
+  // zero_grad(set_to_none=True)).
+  void zero_grad();
+
+  // Reverse sweep from this tensor. A scalar needs no seed; a non-scalar needs `seed`, the
+  // gradient of some scalar with respect to this tensor (same shape).
+  void backward(BackwardOptions options = {}) const;
+  void backward(const Tensor& seed, BackwardOptions options = {}) const;
+
+  // A new leaf with a copy of the values, cut from any tape; requires_grad is false.
+  Tensor detach() const;
+
+  // Identity, not value equality: do both handles name the same tensor?
+  bool same(const Tensor& other) const { return impl_ == other.impl_; }
+
+  detail::TensorImpl& impl() const;
+  const std::shared_ptr<detail::TensorImpl>& impl_ptr() const { return impl_; }
+
+ private:
+  std::shared_ptr<detail::TensorImpl> impl_;
+};
+
+// Factories. Each returns a leaf with requires_grad false; chain .requires_grad_() for parameters:
+//   auto w = tapegrad::zeros({3, 4}).requires_grad_();
+Tensor zeros(const Shape& shape);
+Tensor ones(const Shape& shape);
+Tensor full(const Shape& shape, double value);
+Tensor scalar(double value);  // shape []
+Tensor from_values(std::vector<double> values, const Shape& shape);
+// 1-D tensor from a list: tensor({1.0, 2.0, 3.0}) has shape [3].
+Tensor tensor(std::initializer_list<double> values);
+// 2-D tensor from rows: tensor({{1, 2}, {3, 4}}) has shape [2, 2]; ragged rows are a ShapeError.
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+
+}  // namespace tapegrad
+
+// Prints values with their shape, e.g. "tensor([[1, 2], [3, 4]], shape=[2, 2], op=sigmoid)".
+// Large tensors show their first and last elements per row ("...").
+template <>
+struct fmt::formatter<tapegrad::Tensor> : fmt::formatter<std::string_view> {
+  format_context::iterator format(const tapegrad::Tensor& tensor, format_context& ctx) const;
+};

@@ -1,0 +1,257 @@
+#include "tapegrad/core/autograd.hpp"
+
+#include <optional>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "tapegrad/core/broadcast.hpp"
+#include "tapegrad/core/error.hpp"
+#include "tapegrad/core/tape.hpp"
+
+namespace tapegrad {
+
+namespace {
+
+struct SweepRequest {
+  std::string_view caller;  // "backward" or "grad", for messages
+  std::span<const Tensor> outputs;
+  std::span<const Tensor> seeds;   // empty: every output is a scalar seeded with 1
+  std::span<const Tensor> wanted;  // grad(): the tensors whose gradients are returned
+  bool create_graph = false;
+  bool accumulate_into_leaves = false;  // backward(): add to every leaf's grad()
+  bool allow_unused = false;
+};
+
+// The tape the outputs were recorded on, checked to be alive and uncleared.
+std::shared_ptr<detail::TapeState> tape_of(const Tensor& output, std::string_view caller) {
+  const detail::TensorImpl& impl = output.impl();
+  auto tape = impl.tape.lock();
+  if (!tape || tape->generation != impl.generation) {
+    throw AutogradError(fmt::format(
+        "{}: the output ({}, made by '{}') was recorded on a tape that has since been {}; run the "
+        "forward pass again inside a live Tape scope",
+        caller, impl.shape, impl.op, tape ? "cleared" : "destroyed"));
+  }
+  return tape;
+}
+
+Tensor add_gradient(const Tensor& existing, const Tensor& incoming) {
+  return existing.defined() ? detail::accumulate(existing, incoming) : incoming;
+}
+
+std::vector<Tensor> sweep(const SweepRequest& request) {
+  const std::string_view caller = request.caller;
+  if (!request.seeds.empty() && request.seeds.size() != request.outputs.size()) {
+    throw AutogradError(fmt::format("{}: {} seed gradients for {} outputs", caller,
+                                    request.seeds.size(), request.outputs.size()));
+  }
+
+  // Seed every output; find the tape they share.
+  std::shared_ptr<detail::TapeState> tape;
+  std::vector<std::pair<Tensor, Tensor>> seeded;  // (output, seed)
+  for (std::size_t k = 0; k < request.outputs.size(); ++k) {
+    const Tensor& output = request.outputs[k];
+    if (!output.requires_grad()) {
+      throw AutogradError(fmt::format(
+          "{}: output {} ({}) does not require grad: no input of the ops that made it requires "
+          "grad, or it was computed with no Tape recording or inside a NoGradGuard. Mark the "
+          "parameters with .requires_grad_() and run the forward pass inside a Tape scope",
+          caller, k, output.shape()));
+    }
+    Tensor seed;
+    if (request.seeds.empty() || !request.seeds[k].defined()) {
+      if (output.numel() != 1) {
+        throw AutogradError(fmt::format(
+            "{}: output {} has shape {}; backward() needs a scalar output; pass a seed gradient "
+            "of the same shape (e.g. ones_like(output)), or reduce it first (sum, mean)",
+            caller, k, output.shape()));
+      }
+      seed = ones(output.shape());
+    } else {
+      seed = request.seeds[k];
+      if (seed.shape() != output.shape()) {
+        throw ShapeError(
+            fmt::format("{}: the seed gradient must have the output's shape ({} vs {})", caller,
+                        seed.shape(), output.shape()));
+      }
+    }
+    if (!output.is_leaf()) {
+      auto output_tape = tape_of(output, caller);
+      if (tape && tape != output_tape) {
+        throw AutogradError(
+            fmt::format("{}: the outputs were recorded on different tapes", caller));
+      }
+      tape = std::move(output_tape);
+    }
+    seeded.emplace_back(output, std::move(seed));
+  }
+
+  // Rules run without recording unless the caller wants to differentiate the result again; then
+  // they record on the outputs' own tape, which must be the one recording now.
+  std::optional<NoGradGuard> no_grad;
+  std::optional<EnableGradGuard> enable_grad;
+  if (request.create_graph) {
+    if (tape && (Tape::current() == nullptr || Tape::current()->state() != tape)) {
+      throw AutogradError(fmt::format(
+          "{}: create_graph records the backward pass on the outputs' tape, so that tape must be "
+          "the one recording on this thread (call it inside the same Tape scope)",
+          caller));
+    }
+    enable_grad.emplace(true);
+  } else {
+    no_grad.emplace();
+  }
+
+  // Where each wanted tensor's gradient will come from.
+  std::vector<Tensor> wanted_grads(request.wanted.size());
+  std::vector<bool> wanted_reached(request.wanted.size(), false);
+  std::unordered_map<const detail::TensorImpl*, std::vector<std::size_t>> wanted_leaf;
+  std::unordered_map<std::size_t, std::vector<std::size_t>> wanted_node;
+  for (std::size_t i = 0; i < request.wanted.size(); ++i) {
+    const Tensor& w = request.wanted[i];
+    if (w.is_leaf()) {
+      wanted_leaf[w.impl_ptr().get()].push_back(i);
+    } else {
+      if (tape_of(w, caller) != tape) {
+        throw AutogradError(
+            fmt::format("{}: input {} ({}) was recorded on a different tape than the outputs",
+                        caller, i, w.shape()));
+      }
+      wanted_node[w.impl().node].push_back(i);
+    }
+  }
+
+  // Gradients reaching leaves, in first-reached order so accumulation order is deterministic.
+  std::vector<std::pair<Tensor, Tensor>> leaf_grads;
+  std::unordered_map<const detail::TensorImpl*, std::size_t> leaf_slot;
+  auto reach_leaf = [&](const Tensor& leaf, const Tensor& g) {
+    const detail::TensorImpl* key = leaf.impl_ptr().get();
+    if (!request.accumulate_into_leaves && !wanted_leaf.contains(key)) return;
+    auto [it, inserted] = leaf_slot.try_emplace(key, leaf_grads.size());
+    if (inserted) {
+      leaf_grads.emplace_back(leaf, g);
+    } else {
+      leaf_grads[it->second].second = add_gradient(leaf_grads[it->second].second, g);
+    }
+  };
+
+  // Pending gradient of each node's result, indexed by node.
+  std::vector<Tensor> node_grads;
+  std::size_t top = 0;
+  for (const auto& [output, seed] : seeded) {
+    if (output.is_leaf()) continue;
+    top = std::max(top, output.impl().node + 1);
+  }
+  node_grads.resize(top);
+  for (const auto& [output, seed] : seeded) {
+    if (output.is_leaf()) {
+      reach_leaf(output, seed);
+    } else {
+      Tensor& slot = node_grads[output.impl().node];
+      slot = add_gradient(slot, seed);
+    }
+  }
+
+  // The sweep: newest node first. Every consumer of a node was recorded after it, so by the time
+  // the sweep reaches node i its gradient is complete.
+  for (std::size_t i = top; i-- > 0;) {
+    if (!node_grads[i].defined()) continue;
+    const Tensor g = std::move(node_grads[i]);
+    if (auto it = wanted_node.find(i); it != wanted_node.end()) {
+      for (std::size_t w : it->second) {
+        wanted_grads[w] = g;
+        wanted_reached[w] = true;
+      }
+    }
+    const Node& node = *tape->nodes[i];
+    std::vector<Tensor> input_grads = node.rule(g, node.result, node.inputs);
+    if (input_grads.size() != node.inputs.size()) {
+      throw AutogradError(fmt::format("{}: the rule of '{}' returned {} gradients for {} inputs",
+                                      caller, node.op, input_grads.size(), node.inputs.size()));
+    }
+    for (std::size_t k = 0; k < node.inputs.size(); ++k) {
+      const Tensor& input = node.inputs[k];
+      if (!input.defined() || !input.requires_grad() || !input_grads[k].defined()) continue;
+      Tensor input_grad = std::move(input_grads[k]);
+      // The one place broadcast gradients are reduced back to their input's shape.
+      if (input_grad.shape() != input.shape()) {
+        if (!broadcasts_to(input.shape(), input_grad.shape())) {
+          throw AutogradError(fmt::format(
+              "{}: the rule of '{}' returned a gradient for input {} that cannot be summed to "
+              "the input's shape ({} vs {})",
+              caller, node.op, k, input_grad.shape(), input.shape()));
+        }
+        input_grad = sum_to(input_grad, input.shape());
+      }
+      if (input.is_leaf()) {
+        reach_leaf(input, input_grad);
+      } else {
+        Tensor& slot = node_grads[input.impl().node];
+        slot = add_gradient(slot, input_grad);
+      }
+    }
+  }
+
+  for (auto& [leaf, g] : leaf_grads) {
+    if (auto it = wanted_leaf.find(leaf.impl_ptr().get()); it != wanted_leaf.end()) {
+      for (std::size_t w : it->second) {
+        wanted_grads[w] = g;
+        wanted_reached[w] = true;
+      }
+    }
+    if (request.accumulate_into_leaves && leaf.requires_grad()) {
+      Tensor existing = leaf.grad();
+      Tensor total = add_gradient(existing, g);
+      // A rule may hand one gradient tensor to several inputs (add gives g to both); a leaf's
+      // grad() must be its own, so an optimizer writing one cannot change another.
+      if (!request.create_graph && total.impl_ptr().use_count() > 2) total = total.detach();
+      leaf.set_grad(total);
+    }
+  }
+
+  for (std::size_t i = 0; i < request.wanted.size(); ++i) {
+    if (wanted_reached[i]) continue;
+    if (!request.allow_unused) {
+      throw AutogradError(fmt::format(
+          "{}: input {} ({}) was not used to compute the outputs, so it has no gradient; pass "
+          "GradOptions{{.allow_unused = true}} to get zeros instead",
+          caller, i, request.wanted[i].shape()));
+    }
+    wanted_grads[i] = zeros(request.wanted[i].shape());
+  }
+  return wanted_grads;
+}
+
+}  // namespace
+
+void backward(const Tensor& output, const Tensor& seed, BackwardOptions options) {
+  const Tensor outputs[] = {output};
+  const Tensor seeds[] = {seed};
+  sweep({.caller = "backward",
+         .outputs = outputs,
+         .seeds = seeds,
+         .wanted = {},
+         .create_graph = options.create_graph,
+         .accumulate_into_leaves = true,
+         .allow_unused = true});
+}
+
+std::vector<Tensor> grad(std::span<const Tensor> outputs, std::span<const Tensor> inputs,
+                         std::span<const Tensor> seeds, GradOptions options) {
+  return sweep({.caller = "grad",
+                .outputs = outputs,
+                .seeds = seeds,
+                .wanted = inputs,
+                .create_graph = options.create_graph,
+                .accumulate_into_leaves = false,
+                .allow_unused = options.allow_unused});
+}
+
+std::vector<Tensor> grad(const Tensor& output, std::span<const Tensor> inputs,
+                         GradOptions options) {
+  const Tensor outputs[] = {output};
+  return grad(outputs, inputs, {}, options);
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,76 @@
+#include "tapegrad/core/shape.hpp"
+
+#include <fmt/format.h>
+
+#include "tapegrad/core/error.hpp"
+
+namespace tapegrad {
+
+Shape::Shape(std::initializer_list<std::int64_t> dims) : Shape(std::vector<std::int64_t>(dims)) {}
+
+Shape::Shape(std::vector<std::int64_t> dims) : dims_(std::move(dims)) {
+  for (std::int64_t d : dims_) {
+    if (d < 0) throw ShapeError(fmt::format("Shape: negative dimension in {}", *this));
+  }
+}
+
+std::size_t Shape::numel() const {
+  std::size_t n = 1;
+  for (std::int64_t d : dims_) n *= static_cast<std::size_t>(d);
+  return n;
+}
+
+std::vector<std::size_t> Shape::strides() const {
+  std::vector<std::size_t> strides(dims_.size());
+  std::size_t stride = 1;
+  for (std::size_t i = dims_.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= static_cast<std::size_t>(dims_[i]);
+  }
+  return strides;
+}
+
+std::size_t Shape::normalize_axis(std::int64_t axis, std::string_view op) const {
+  const auto rank = static_cast<std::int64_t>(dims_.size());
+  if (axis < -rank || axis >= rank) {
+    throw AxisError(
+        fmt::format("{}: axis {} is out of range for a tensor of rank {} (shape {}); "
+                    "valid axes are {}..{}",
+                    op, axis, rank, *this, -rank, rank - 1));
+  }
+  return static_cast<std::size_t>(axis < 0 ? axis + rank : axis);
+}
+
+Shape broadcast_shapes(const Shape& lhs, const Shape& rhs, std::string_view op) {
+  if (lhs == rhs) return lhs;
+  const std::size_t rank = std::max(lhs.rank(), rhs.rank());
+  std::vector<std::int64_t> dims(rank);
+  for (std::size_t i = 0; i < rank; ++i) {
+    // Align from the right: missing leading dimensions count as 1.
+    const std::int64_t a = i < rank - lhs.rank() ? 1 : lhs[i - (rank - lhs.rank())];
+    const std::int64_t b = i < rank - rhs.rank() ? 1 : rhs[i - (rank - rhs.rank())];
+    if (a != b && a != 1 && b != 1) {
+      throw ShapeError(
+          fmt::format("{}: shapes cannot be broadcast together ({} vs {})", op, lhs, rhs));
+    }
+    dims[i] = a == 1 ? b : a;
+  }
+  return Shape(std::move(dims));
+}
+
+bool broadcasts_to(const Shape& from, const Shape& to) {
+  if (from.rank() > to.rank()) return false;
+  const std::size_t offset = to.rank() - from.rank();
+  for (std::size_t i = 0; i < from.rank(); ++i) {
+    if (from[i] != 1 && from[i] != to[i + offset]) return false;
+  }
+  return true;
+}
+
+}  // namespace tapegrad
+
+fmt::format_context::iterator fmt::formatter<tapegrad::Shape>::format(const tapegrad::Shape& shape,
+                                                                      format_context& ctx) const {
+  return fmt::formatter<std::string_view>::format(
+      fmt::format("[{}]", fmt::join(shape.dims(), ", ")), ctx);
+}

@@ -1,0 +1,201 @@
+#include "tapegrad/core/tensor.hpp"
+
+#include <fmt/format.h>
+
+#include "tapegrad/core/autograd.hpp"
+#include "tapegrad/core/error.hpp"
+
+namespace tapegrad {
+
+Tensor Tensor::from_values(std::vector<double> values, Shape shape) {
+  if (values.size() != shape.numel()) {
+    throw ShapeError(fmt::format("from_values: {} values do not fill shape {} ({} elements)",
+                                 values.size(), shape, shape.numel()));
+  }
+  auto impl = std::make_shared<detail::TensorImpl>();
+  impl->shape = std::move(shape);
+  impl->values = std::move(values);
+  return Tensor(std::move(impl));
+}
+
+detail::TensorImpl& Tensor::impl() const {
+  if (!impl_) {
+    throw AutogradError(
+        "Tensor: this tensor is undefined (a default-constructed Tensor, or the grad() of a leaf "
+        "no backward has reached yet)");
+  }
+  return *impl_;
+}
+
+std::span<double> Tensor::mutable_values() {
+  if (!is_leaf()) {
+    throw AutogradError(fmt::format(
+        "mutable_values: this tensor is the result of '{}' recorded on a tape ({}); its value is "
+        "saved for backward. Write to a leaf, or to a copy made with detach()",
+        op(), shape()));
+  }
+  return impl().values;
+}
+
+double Tensor::item() const {
+  if (numel() != 1) {
+    throw ValueError(fmt::format(
+        "item: needs a tensor with one element, got shape {} ({} elements)", shape(), numel()));
+  }
+  return impl().values[0];
+}
+
+double Tensor::at(std::initializer_list<std::int64_t> index) const {
+  const Shape& s = shape();
+  if (index.size() != s.rank()) {
+    throw ValueError(
+        fmt::format("at: index has {} coordinates for a tensor of shape {}", index.size(), s));
+  }
+  std::size_t flat = 0;
+  std::size_t axis = 0;
+  for (std::int64_t i : index) {
+    if (i < 0 || i >= s[axis]) {
+      throw ValueError(
+          fmt::format("at: index [{}] is out of range for shape {}", fmt::join(index, ", "), s));
+    }
+    flat = flat * static_cast<std::size_t>(s[axis]) + static_cast<std::size_t>(i);
+    ++axis;
+  }
+  return impl().values[flat];
+}
+
+Tensor& Tensor::requires_grad_(bool enabled) {
+  if (!is_leaf()) {
+    throw AutogradError(fmt::format(
+        "requires_grad_: only leaves can be marked; this tensor is the result of '{}' ({}). "
+        "Use detach().requires_grad_() to start a new leaf from its value",
+        op(), shape()));
+  }
+  impl().requires_grad = enabled;
+  return *this;
+}
+
+Tensor Tensor::grad() const {
+  if (!is_leaf()) {
+    throw AutogradError(fmt::format(
+        "grad: this tensor is the result of '{}' ({}), not a leaf; only leaves accumulate "
+        "gradients. Use tapegrad::grad(output, {{tensor}}) to get the gradient of an "
+        "intermediate",
+        op(), shape()));
+  }
+  return Tensor(impl().grad);
+}
+
+void Tensor::set_grad(const Tensor& grad) {
+  if (grad.defined() && grad.shape() != shape()) {
+    throw ShapeError(fmt::format("set_grad: gradient shape differs from the tensor's ({} vs {})",
+                                 grad.shape(), shape()));
+  }
+  impl().grad = grad.impl_ptr();
+}
+
+void Tensor::zero_grad() {
+  impl().grad.reset();
+}
+
+void Tensor::backward(BackwardOptions options) const {
+  tapegrad::backward(*this, Tensor(), options);
+}
+
+void Tensor::backward(const Tensor& seed, BackwardOptions options) const {
+  tapegrad::backward(*this, seed, options);
+}
+
+Tensor Tensor::detach() const {
+  return Tensor::from_values(impl().values, impl().shape);
+}
+
+Tensor zeros(const Shape& shape) {
+  return full(shape, 0.0);
+}
+Tensor ones(const Shape& shape) {
+  return full(shape, 1.0);
+}
+Tensor full(const Shape& shape, double value) {
+  return Tensor::from_values(std::vector<double>(shape.numel(), value), shape);
+}
+Tensor scalar(double value) {
+  return Tensor::from_values({value}, Shape{});
+}
+Tensor from_values(std::vector<double> values, const Shape& shape) {
+  return Tensor::from_values(std::move(values), shape);
+}
+Tensor tensor(std::initializer_list<double> values) {
+  return Tensor::from_values(std::vector<double>(values),
+                             Shape{static_cast<std::int64_t>(values.size())});
+}
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows) {
+  const std::size_t columns = rows.size() == 0 ? 0 : rows.begin()->size();
+  std::vector<double> values;
+  values.reserve(rows.size() * columns);
+  std::size_t row_index = 0;
+  for (const auto& row : rows) {
+    if (row.size() != columns) {
+      throw ShapeError(fmt::format("tensor: row {} has {} values, row 0 has {} (ragged rows)",
+                                   row_index, row.size(), columns));
+    }
+    values.insert(values.end(), row.begin(), row.end());
+    ++row_index;
+  }
+  return Tensor::from_values(std::move(values), Shape{static_cast<std::int64_t>(rows.size()),
+                                                      static_cast<std::int64_t>(columns)});
+}
+Tensor zeros_like(const Tensor& t) {
+  return zeros(t.shape());
+}
+Tensor ones_like(const Tensor& t) {
+  return ones(t.shape());
+}
+
+namespace {
+// Writes the values of dimension `axis` starting at `offset`, nested in brackets. Rows longer than
+// `edge_items` * 2 show their ends only, so a 784-wide row stays one readable line.
+void format_values(fmt::memory_buffer& out, const detail::TensorImpl& t, std::size_t axis,
+                   std::size_t offset, const std::vector<std::size_t>& strides) {
+  constexpr std::int64_t edge_items = 3;
+  const std::int64_t n = t.shape[axis];
+  out.push_back('[');
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (n > 2 * edge_items && i == edge_items) {
+      fmt::format_to(std::back_inserter(out), "..., ");
+      i = n - edge_items;
+    }
+    const std::size_t at = offset + static_cast<std::size_t>(i) * strides[axis];
+    if (axis + 1 == t.shape.rank()) {
+      fmt::format_to(std::back_inserter(out), "{:.6g}", t.values[at]);
+    } else {
+      format_values(out, t, axis + 1, at, strides);
+    }
+    if (i + 1 < n) fmt::format_to(std::back_inserter(out), ", ");
+  }
+  out.push_back(']');
+}
+}  // namespace
+
+}  // namespace tapegrad
+
+fmt::format_context::iterator fmt::formatter<tapegrad::Tensor>::format(
+    const tapegrad::Tensor& tensor, format_context& ctx) const {
+  if (!tensor.defined()) return fmt::formatter<std::string_view>::format("tensor(undefined)", ctx);
+  const auto& t = tensor.impl();
+  fmt::memory_buffer out;
+  fmt::format_to(std::back_inserter(out), "tensor(");
+  if (t.shape.rank() == 0) {
+    fmt::format_to(std::back_inserter(out), "{:.6g}", t.values[0]);
+  } else {
+    tapegrad::format_values(out, t, 0, 0, t.shape.strides());
+  }
+  fmt::format_to(std::back_inserter(out), ", shape={}", t.shape);
+  if (!t.op.empty()) {
+    fmt::format_to(std::back_inserter(out), ", op={}", t.op);
+  } else if (t.requires_grad) {
+    fmt::format_to(std::back_inserter(out), ", requires_grad");
+  }
+  out.push_back(')');
+  return fmt::formatter<std::string_view>::format(std::string_view(out.data(), out.size()), ctx);
+}

@@ -1,0 +1,34 @@
+#pragma once
+// Elementwise ops of one tensor. Shapes: x [any] -> y [same]. `g` is dLoss/dy; each derivative
+// below is the rule the op records, written with differentiable ops so it can be differentiated
+// again (create_graph).
+#include "tapegrad/core/tensor.hpp"
+
+namespace tapegrad {
+
+// y = -x                                   dx = -g
+Tensor neg(const Tensor& x);
+// y = e^x                                  dx = g * y
+Tensor exp(const Tensor& x);
+// y = ln x  (x > 0; ln 0 = -inf)           dx = g / x
+Tensor log(const Tensor& x);
+// y = sqrt(x)  (x >= 0)                    dx = g / (2 y)
+Tensor sqrt(const Tensor& x);
+// y = |x|                                  dx = g * sign(x)   (sign(0) = 0, as PyTorch)
+Tensor abs(const Tensor& x);
+// y = x^2                                  dx = g * 2 x
+Tensor square(const Tensor& x);
+// y = x^p for a constant p                 dx = g * p * x^(p-1)
+Tensor pow(const Tensor& x, double p);
+// y = sigma(x) = 1 / (1 + e^-x)            dx = g * y * (1 - y)
+// Computed without overflow for large |x|.
+Tensor sigmoid(const Tensor& x);
+// y = tanh(x)                              dx = g * (1 - y^2)
+Tensor tanh(const Tensor& x);
+// y = max(x, 0)                            dx = g * [x > 0]   (0 at x = 0, as PyTorch)
+Tensor relu(const Tensor& x);
+// y = min(max(x, low), high)               dx = g * [low <= x <= high]   (as PyTorch)
+// low > high is a ValueError.
+Tensor clamp(const Tensor& x, double low, double high);
+
+}  // namespace tapegrad
