@@ -1,6 +1,8 @@
 #include "tapegrad/core/autograd.hpp"
 
+#include <cmath>
 #include <optional>
+#include <string>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -21,7 +23,27 @@ struct SweepRequest {
   bool create_graph = false;
   bool accumulate_into_leaves = false;  // backward(): add to every leaf's grad()
   bool allow_unused = false;
+  const TraceSink* trace = nullptr;
 };
+
+// Anomaly mode's backward check: a rule that produced a NaN or an infinity is named with the line
+// that called its op.
+void check_backward_anomaly(const Node& node, std::size_t input, const Tensor& gradient) {
+  const auto values = gradient.values();
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (std::isfinite(values[i])) continue;
+    throw AnomalyError(fmt::format(
+        "{}: anomaly in backward: the gradient for input {} ({}) holds {} at flat index {} "
+        "(result {}); the op was called at {}:{}",
+        node.op, input, node.inputs[input].shape(), values[i], i, node.result.shape(),
+        node.where.file_name(), node.where.line()));
+  }
+}
+
+std::string describe_input(const Tensor& input) {
+  if (input.is_leaf()) return fmt::format("leaf {}", input.shape());
+  return fmt::format("node {} {} {}", input.impl().node, input.op(), input.shape());
+}
 
 // The tape the outputs were recorded on, checked to be alive and uncleared.
 std::shared_ptr<detail::TapeState> tape_of(const Tensor& output, std::string_view caller) {
@@ -153,6 +175,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
     }
   }
 
+  const bool anomaly = is_anomaly_enabled();
   // The sweep: newest node first. Every consumer of a node was recorded after it, so by the time
   // the sweep reaches node i its gradient is complete.
   for (std::size_t i = top; i-- > 0;) {
@@ -164,8 +187,21 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
         wanted_reached[w] = true;
       }
     }
-    const Node& node = *tape->nodes[i];
-    std::vector<Tensor> input_grads = node.rule(g, node.result, node.inputs);
+    Node& node = *tape->nodes[i];
+    if (tape->keep_gradients) node.grad = g;
+    if (request.trace) {
+      (*request.trace)(fmt::format("node {} {} {}  (called at {}:{})", i, node.op,
+                                   node.result.shape(), node.where.file_name(), node.where.line()));
+      (*request.trace)(
+          fmt::format("  rule  {}", node.rule_text.empty() ? "(not described)" : node.rule_text));
+      (*request.trace)(fmt::format("  g     {}", g));
+    }
+    std::vector<Tensor> input_grads;
+    {
+      std::optional<AnomalyGuard> pause_anomaly;
+      if (anomaly) pause_anomaly.emplace(false);
+      input_grads = node.rule(g, node.result, node.inputs);
+    }
     if (input_grads.size() != node.inputs.size()) {
       throw AutogradError(fmt::format("{}: the rule of '{}' returned {} gradients for {} inputs",
                                       caller, node.op, input_grads.size(), node.inputs.size()));
@@ -183,6 +219,11 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
               caller, node.op, k, input_grad.shape(), input.shape()));
         }
         input_grad = sum_to(input_grad, input.shape());
+      }
+      if (anomaly) check_backward_anomaly(node, k, input_grad);
+      if (request.trace) {
+        (*request.trace)(
+            fmt::format("  -> input {} ({}): {}", k, describe_input(input), input_grad));
       }
       if (input.is_leaf()) {
         reach_leaf(input, input_grad);
@@ -234,7 +275,8 @@ void backward(const Tensor& output, const Tensor& seed, BackwardOptions options)
          .wanted = {},
          .create_graph = options.create_graph,
          .accumulate_into_leaves = true,
-         .allow_unused = true});
+         .allow_unused = true,
+         .trace = options.trace ? &options.trace : nullptr});
 }
 
 std::vector<Tensor> grad(std::span<const Tensor> outputs, std::span<const Tensor> inputs,
@@ -245,7 +287,8 @@ std::vector<Tensor> grad(std::span<const Tensor> outputs, std::span<const Tensor
                 .wanted = inputs,
                 .create_graph = options.create_graph,
                 .accumulate_into_leaves = false,
-                .allow_unused = options.allow_unused});
+                .allow_unused = options.allow_unused,
+                .trace = options.trace ? &options.trace : nullptr});
 }
 
 std::vector<Tensor> grad(const Tensor& output, std::span<const Tensor> inputs,

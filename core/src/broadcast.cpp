@@ -27,7 +27,7 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
   std::vector<double> values(a.values().begin(), a.values().end());
   const std::span<const double> bv = b.values();
   for (std::size_t i = 0; i < values.size(); ++i) values[i] += bv[i];
-  return record("accumulate", a.shape(), std::move(values), {a, b},
+  return record({"accumulate", "da = g, db = g"}, a.shape(), std::move(values), {a, b},
                 [](const Tensor& g, const Tensor&, std::span<const Tensor>) {
                   return std::vector<Tensor>{g, g};
                 });
@@ -47,7 +47,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   detail::for_each_broadcast(
       shape, x_strides, x_strides,
       [&](std::size_t o, std::size_t xi, std::size_t) { values[o] = xv[xi]; });
-  return record("broadcast_to", shape, std::move(values), {x},
+  return record({"broadcast_to", "dx = sum_to(g, x.shape)"}, shape, std::move(values), {x},
                 [](const Tensor& g, const Tensor&, std::span<const Tensor> in) {
                   return std::vector<Tensor>{sum_to(g, in[0].shape())};
                 });
@@ -68,7 +68,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   detail::for_each_broadcast(
       x.shape(), y_strides, y_strides,
       [&](std::size_t xi, std::size_t yi, std::size_t) { values[yi] += xv[xi]; });
-  return record("sum_to", shape, std::move(values), {x},
+  return record({"sum_to", "dx = broadcast_to(g, x.shape)"}, shape, std::move(values), {x},
                 [](const Tensor& g, const Tensor&, std::span<const Tensor> in) {
                   return std::vector<Tensor>{broadcast_to(g, in[0].shape())};
                 });

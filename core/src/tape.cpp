@@ -1,5 +1,9 @@
 #include "tapegrad/core/tape.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <string>
+
 #include <fmt/format.h>
 
 #include "tapegrad/core/error.hpp"
@@ -9,6 +13,7 @@ namespace tapegrad {
 namespace {
 thread_local Tape* current_tape = nullptr;
 thread_local bool grad_enabled = true;
+thread_local bool anomaly_enabled = false;
 }  // namespace
 
 Tape::Tape() : state_(std::make_shared<detail::TapeState>()), enclosing_(current_tape) {
@@ -47,6 +52,16 @@ bool is_grad_enabled() {
   return grad_enabled;
 }
 
+AnomalyGuard::AnomalyGuard(bool enabled) : previous_(anomaly_enabled) {
+  anomaly_enabled = enabled;
+}
+AnomalyGuard::~AnomalyGuard() {
+  anomaly_enabled = previous_;
+}
+bool is_anomaly_enabled() {
+  return anomaly_enabled;
+}
+
 namespace detail {
 
 bool should_record(std::string_view op, std::span<const Tensor> inputs) {
@@ -76,18 +91,83 @@ bool should_record(std::string_view op, std::span<const Tensor> inputs) {
   return any_requires_grad;
 }
 
-void push_node(std::string_view op, std::vector<Tensor> inputs, const Tensor& result, Rule rule) {
+void push_node(const OpInfo& op, std::vector<Tensor> inputs, const Tensor& result, Rule rule,
+               std::source_location where) {
   TapeState& state = *current_tape->state();
   TensorImpl& impl = result.impl();
   impl.requires_grad = true;
   impl.tape = current_tape->state();
   impl.generation = state.generation;
   impl.node = state.nodes.size();
-  impl.op = op;
-  state.nodes.push_back(
-      std::make_unique<Node>(Node{op, std::move(inputs), result, std::move(rule)}));
+  impl.op = op.name;
+  state.nodes.push_back(std::make_unique<Node>(
+      Node{op.name, op.rule_text, where, std::move(inputs), result, std::move(rule), Tensor()}));
+}
+
+void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, const Tensor& result,
+                           std::source_location where) {
+  const auto values = result.values();
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (std::isfinite(values[i])) continue;
+    std::vector<std::string> shapes;
+    for (const Tensor& input : inputs) {
+      shapes.push_back(input.defined() ? fmt::format("{}", input.shape()) : "undefined");
+    }
+    throw AnomalyError(fmt::format(
+        "{}: anomaly: the result holds {} at flat index {} (inputs {} -> result {}), called at "
+        "{}:{}",
+        op.name, values[i], i, fmt::join(shapes, " vs "), result.shape(), where.file_name(),
+        where.line()));
+  }
 }
 
 }  // namespace detail
 
 }  // namespace tapegrad
+
+namespace tapegrad {
+
+std::string summarize(const Tensor& tensor) {
+  if (!tensor.defined()) return "-";
+  const auto values = tensor.values();
+  if (values.size() <= 6) return fmt::format("[{:.6g}]", fmt::join(values, ", "));
+  double total = 0.0, low = values[0], high = values[0];
+  for (double v : values) {
+    total += v;
+    low = std::min(low, v);
+    high = std::max(high, v);
+  }
+  return fmt::format("mean {:.4g} min {:.4g} max {:.4g}",
+                     total / static_cast<double>(values.size()), low, high);
+}
+
+}  // namespace tapegrad
+
+fmt::format_context::iterator fmt::formatter<tapegrad::Tape>::format(const tapegrad::Tape& tape,
+                                                                     format_context& ctx) const {
+  fmt::memory_buffer out;
+  auto it = std::back_inserter(out);
+  fmt::format_to(it, "Tape with {} node{}\n", tape.size(), tape.size() == 1 ? "" : "s");
+  std::vector<const tapegrad::detail::TensorImpl*> leaves;  // leaf#k is leaves[k]
+  for (std::size_t i = 0; i < tape.size(); ++i) {
+    const tapegrad::Node& node = tape.node(i);
+    std::vector<std::string> inputs;
+    for (const tapegrad::Tensor& input : node.inputs) {
+      if (!input.defined()) {
+        inputs.emplace_back("-");
+      } else if (!input.is_leaf()) {
+        inputs.push_back(fmt::format("#{}", input.impl().node));
+      } else {
+        auto found = std::find(leaves.begin(), leaves.end(), input.impl_ptr().get());
+        const auto k = static_cast<std::size_t>(found - leaves.begin());
+        if (found == leaves.end()) leaves.push_back(input.impl_ptr().get());
+        inputs.push_back(fmt::format("leaf#{}{}", k, input.requires_grad() ? "" : "(const)"));
+      }
+    }
+    fmt::format_to(it, "  #{:<3} {:<26} ({}) -> {}  value {}", i, node.op, fmt::join(inputs, ", "),
+                   node.result.shape(), tapegrad::summarize(node.result));
+    if (node.grad.defined()) fmt::format_to(it, "  grad {}", tapegrad::summarize(node.grad));
+    fmt::format_to(it, "\n");
+  }
+  return fmt::formatter<std::string_view>::format(std::string_view(out.data(), out.size()), ctx);
+}

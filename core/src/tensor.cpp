@@ -110,6 +110,10 @@ Tensor Tensor::detach() const {
   return Tensor::from_values(impl().values, impl().shape);
 }
 
+void print_trace(std::string_view line) {
+  fmt::print("{}\n", line);
+}
+
 Tensor zeros(const Shape& shape) {
   return full(shape, 0.0);
 }

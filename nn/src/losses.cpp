@@ -117,8 +117,8 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction red
     loss[i] = std::max(z[i], 0.0) - z[i] * t[i] + std::log1p(std::exp(-std::abs(z[i])));
   }
   const Tensor per_element =
-      record("bce_with_logits", logits.shape(), std::move(loss), {logits, target},
-             [](const Tensor& g, const Tensor&, Inputs in) {
+      record({"bce_with_logits", "dz = g * (sigmoid(z) - t), dt = -g * z"}, logits.shape(),
+             std::move(loss), {logits, target}, [](const Tensor& g, const Tensor&, Inputs in) {
                return Grads{in[0].requires_grad() ? g * (sigmoid(in[0]) - in[1]) : Tensor(),
                             in[1].requires_grad() ? -(g * in[0]) : Tensor()};
              });
@@ -152,8 +152,9 @@ Tensor cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Red
   }
   const std::vector<std::int64_t>& dims = logits.shape().dims();
   const Tensor per_sample = record(
-      "cross_entropy_with_logits", Shape(std::vector<std::int64_t>(dims.begin(), dims.end() - 1)),
-      std::move(loss), {logits, t}, [](const Tensor& g, const Tensor&, Inputs in) {
+      {"cross_entropy_with_logits", "dz = g * (softmax(z) - t), dt = -g * log_softmax(z)"},
+      Shape(std::vector<std::int64_t>(dims.begin(), dims.end() - 1)), std::move(loss), {logits, t},
+      [](const Tensor& g, const Tensor&, Inputs in) {
         std::vector<std::int64_t> kept = in[0].shape().dims();
         kept.back() = 1;
         const Tensor g_kept = reshape(g, kept);

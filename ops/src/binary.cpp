@@ -37,83 +37,91 @@ std::vector<double> broadcast_kernel(const Tensor& a, const Tensor& b, const Sha
 }
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) {
+Tensor add(const Tensor& a, const Tensor& b, std::source_location where) {
   Shape out = broadcast_shapes(a.shape(), b.shape(), "add");
   auto y = broadcast_kernel(a, b, out, [](double u, double v) { return u + v; });
-  return record("add", std::move(out), std::move(y), {a, b},
-                [](const Tensor& g, const Tensor&, Inputs) {
-                  return Grads{g, g};
-                });
+  return record(
+      {"add", "da = g, db = g"}, std::move(out), std::move(y), {a, b},
+      [](const Tensor& g, const Tensor&, Inputs) {
+        return Grads{g, g};
+      },
+      where);
 }
 
-Tensor sub(const Tensor& a, const Tensor& b) {
+Tensor sub(const Tensor& a, const Tensor& b, std::source_location where) {
   Shape out = broadcast_shapes(a.shape(), b.shape(), "sub");
   auto y = broadcast_kernel(a, b, out, [](double u, double v) { return u - v; });
-  return record("sub", std::move(out), std::move(y), {a, b},
-                [](const Tensor& g, const Tensor&, Inputs in) {
-                  return Grads{g, kernels::needs_grad(in, 1) ? neg(g) : Tensor()};
-                });
+  return record(
+      {"sub", "da = g, db = -g"}, std::move(out), std::move(y), {a, b},
+      [](const Tensor& g, const Tensor&, Inputs in) {
+        return Grads{g, kernels::needs_grad(in, 1) ? neg(g) : Tensor()};
+      },
+      where);
 }
 
-Tensor mul(const Tensor& a, const Tensor& b) {
+Tensor mul(const Tensor& a, const Tensor& b, std::source_location where) {
   Shape out = broadcast_shapes(a.shape(), b.shape(), "mul");
   auto y = broadcast_kernel(a, b, out, [](double u, double v) { return u * v; });
-  return record("mul", std::move(out), std::move(y), {a, b},
-                [](const Tensor& g, const Tensor&, Inputs in) {
-                  return Grads{kernels::needs_grad(in, 0) ? g * in[1] : Tensor(),
-                               kernels::needs_grad(in, 1) ? g * in[0] : Tensor()};
-                });
+  return record(
+      {"mul", "da = g * b, db = g * a"}, std::move(out), std::move(y), {a, b},
+      [](const Tensor& g, const Tensor&, Inputs in) {
+        return Grads{kernels::needs_grad(in, 0) ? g * in[1] : Tensor(),
+                     kernels::needs_grad(in, 1) ? g * in[0] : Tensor()};
+      },
+      where);
 }
 
-Tensor div(const Tensor& a, const Tensor& b) {
+Tensor div(const Tensor& a, const Tensor& b, std::source_location where) {
   Shape out = broadcast_shapes(a.shape(), b.shape(), "div");
   auto y = broadcast_kernel(a, b, out, [](double u, double v) { return u / v; });
-  return record("div", std::move(out), std::move(y), {a, b},
-                [](const Tensor& g, const Tensor& y, Inputs in) {
-                  // d(a/b)/db = -a/b^2 = -y/b
-                  return Grads{kernels::needs_grad(in, 0) ? g / in[1] : Tensor(),
-                               kernels::needs_grad(in, 1) ? neg(g * y / in[1]) : Tensor()};
-                });
+  return record(
+      {"div", "da = g / b, db = -g * y / b"}, std::move(out), std::move(y), {a, b},
+      [](const Tensor& g, const Tensor& y, Inputs in) {
+        // d(a/b)/db = -a/b^2 = -y/b
+        return Grads{kernels::needs_grad(in, 0) ? g / in[1] : Tensor(),
+                     kernels::needs_grad(in, 1) ? neg(g * y / in[1]) : Tensor()};
+      },
+      where);
 }
 
-Tensor operator+(const Tensor& a, const Tensor& b) {
-  return add(a, b);
+Tensor operator+(Operand a, const Tensor& b) {
+  return add(a.tensor, b, a.where);
 }
-Tensor operator-(const Tensor& a, const Tensor& b) {
-  return sub(a, b);
+Tensor operator-(Operand a, const Tensor& b) {
+  return sub(a.tensor, b, a.where);
 }
-Tensor operator*(const Tensor& a, const Tensor& b) {
-  return mul(a, b);
+Tensor operator*(Operand a, const Tensor& b) {
+  return mul(a.tensor, b, a.where);
 }
-Tensor operator/(const Tensor& a, const Tensor& b) {
-  return div(a, b);
+Tensor operator/(Operand a, const Tensor& b) {
+  return div(a.tensor, b, a.where);
 }
-Tensor operator-(const Tensor& x) {
-  return neg(x);
+Tensor operator-(Operand x) {
+  return neg(x.tensor, x.where);
 }
-Tensor operator+(const Tensor& a, double b) {
-  return add(a, scalar(b));
+Tensor operator+(Operand a, double b) {
+  return add(a.tensor, scalar(b), a.where);
 }
-Tensor operator-(const Tensor& a, double b) {
-  return sub(a, scalar(b));
+Tensor operator-(Operand a, double b) {
+  return sub(a.tensor, scalar(b), a.where);
 }
-Tensor operator*(const Tensor& a, double b) {
-  return mul(a, scalar(b));
+Tensor operator*(Operand a, double b) {
+  return mul(a.tensor, scalar(b), a.where);
 }
-Tensor operator/(const Tensor& a, double b) {
-  return div(a, scalar(b));
+Tensor operator/(Operand a, double b) {
+  return div(a.tensor, scalar(b), a.where);
 }
-Tensor operator+(double a, const Tensor& b) {
-  return add(scalar(a), b);
+Tensor operator+(double a, Operand b) {
+  return add(scalar(a), b.tensor, b.where);
 }
-Tensor operator-(double a, const Tensor& b) {
-  return sub(scalar(a), b);
+Tensor operator-(double a, Operand b) {
+  return sub(scalar(a), b.tensor, b.where);
 }
-Tensor operator*(double a, const Tensor& b) {
-  return mul(scalar(a), b);
+Tensor operator*(double a, Operand b) {
+  return mul(scalar(a), b.tensor, b.where);
 }
-Tensor operator/(double a, const Tensor& b) {
-  return div(scalar(a), b);
+Tensor operator/(double a, Operand b) {
+  return div(scalar(a), b.tensor, b.where);
 }
 
 }  // namespace tapegrad

@@ -11,7 +11,7 @@
 
 namespace tapegrad {
 
-Tensor matmul(const Tensor& a, const Tensor& b, MatmulOptions options) {
+Tensor matmul(const Tensor& a, const Tensor& b, MatmulOptions options, std::source_location where) {
   if (a.rank() != 2 || b.rank() != 2) {
     throw ShapeError(fmt::format("matmul: needs two 2-D tensors ({} vs {})", a.shape(), b.shape()));
   }
@@ -35,25 +35,27 @@ Tensor matmul(const Tensor& a, const Tensor& b, MatmulOptions options) {
                 a.values().data(), static_cast<int>(a.shape()[1]), b.values().data(),
                 static_cast<int>(b.shape()[1]), 0.0, y.data(), static_cast<int>(m));
   }
-  return record("matmul", Shape{static_cast<std::int64_t>(n), static_cast<std::int64_t>(m)},
-                std::move(y), {a, b},
-                [ta, tb](const Tensor& g, const Tensor&, std::span<const Tensor> in) {
-                  const Tensor& a = in[0];
-                  const Tensor& b = in[1];
-                  // y = op(a) op(b):  d op(a) = g op(b)^T,  d op(b) = op(a)^T g, each turned back
-                  // into the stored layout by choosing the operand order and flags (no transposed
-                  // copies).
-                  Tensor da, db;
-                  if (kernels::needs_grad(in, 0)) {
-                    da = ta ? matmul(b, g, {.transpose_a = tb, .transpose_b = true})
-                            : matmul(g, b, {.transpose_a = false, .transpose_b = !tb});
-                  }
-                  if (kernels::needs_grad(in, 1)) {
-                    db = tb ? matmul(g, a, {.transpose_a = true, .transpose_b = ta})
-                            : matmul(a, g, {.transpose_a = !ta, .transpose_b = false});
-                  }
-                  return std::vector<Tensor>{da, db};
-                });
+  return record(
+      {"matmul", "da = g b^T, db = a^T g"},
+      Shape{static_cast<std::int64_t>(n), static_cast<std::int64_t>(m)}, std::move(y), {a, b},
+      [ta, tb](const Tensor& g, const Tensor&, std::span<const Tensor> in) {
+        const Tensor& a = in[0];
+        const Tensor& b = in[1];
+        // y = op(a) op(b):  d op(a) = g op(b)^T,  d op(b) = op(a)^T g, each turned back
+        // into the stored layout by choosing the operand order and flags (no transposed
+        // copies).
+        Tensor da, db;
+        if (kernels::needs_grad(in, 0)) {
+          da = ta ? matmul(b, g, {.transpose_a = tb, .transpose_b = true})
+                  : matmul(g, b, {.transpose_a = false, .transpose_b = !tb});
+        }
+        if (kernels::needs_grad(in, 1)) {
+          db = tb ? matmul(g, a, {.transpose_a = true, .transpose_b = ta})
+                  : matmul(a, g, {.transpose_a = !ta, .transpose_b = false});
+        }
+        return std::vector<Tensor>{da, db};
+      },
+      where);
 }
 
 }  // namespace tapegrad

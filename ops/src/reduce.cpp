@@ -41,15 +41,18 @@ Tensor max_weights(const Tensor& x, const Tensor& y, const kernels::AxisSplit& s
 }
 }  // namespace
 
-Tensor sum(const Tensor& x) {
+Tensor sum(const Tensor& x, std::source_location where) {
   double total = 0.0;
   for (double v : x.values()) total += v;
-  return record("sum", Shape{}, {total}, {x}, [](const Tensor& g, const Tensor&, Inputs in) {
-    return Grads{broadcast_to(g, in[0].shape())};
-  });
+  return record(
+      {"sum", "dx = broadcast_to(g, x.shape)"}, Shape{}, {total}, {x},
+      [](const Tensor& g, const Tensor&, Inputs in) {
+        return Grads{broadcast_to(g, in[0].shape())};
+      },
+      where);
 }
 
-Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim) {
+Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "sum");
   // x [outer, n, inner] -> y [outer, inner]
   const std::span<const double> xv = x.values();
@@ -62,34 +65,37 @@ Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim) {
     }
   }
   const std::size_t a = s.axis;
-  return record("sum", kernels::reduced_shape(x.shape(), a, keepdim), std::move(y), {x},
-                [a](const Tensor& g, const Tensor&, Inputs in) {
-                  return Grads{expand_over_axis(g, in[0].shape(), a)};
-                });
+  return record(
+      {"sum", "dx = broadcast_to(g, x.shape)"}, kernels::reduced_shape(x.shape(), a, keepdim),
+      std::move(y), {x},
+      [a](const Tensor& g, const Tensor&, Inputs in) {
+        return Grads{expand_over_axis(g, in[0].shape(), a)};
+      },
+      where);
 }
 
-Tensor mean(const Tensor& x) {
+Tensor mean(const Tensor& x, std::source_location where) {
   if (x.numel() == 0) {
     throw ShapeError(fmt::format("mean: cannot average an empty tensor (shape {})", x.shape()));
   }
-  return sum(x) / static_cast<double>(x.numel());
+  return div(sum(x, where), scalar(static_cast<double>(x.numel())), where);
 }
 
-Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim) {
+Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "mean");
   kernels::require_nonempty_axis(x.shape(), s, "mean");
-  return sum(x, axis, keepdim) / static_cast<double>(s.n);
+  return div(sum(x, axis, keepdim, where), scalar(static_cast<double>(s.n)), where);
 }
 
-Tensor max(const Tensor& x) {
+Tensor max(const Tensor& x, std::source_location where) {
   if (x.numel() == 0) {
     throw ShapeError(
         fmt::format("max: cannot take the max of an empty tensor (shape {})", x.shape()));
   }
-  return max(reshape(x, {-1}), 0, false);
+  return max(reshape(x, {-1}, where), 0, false, where);
 }
 
-Tensor max(const Tensor& x, std::int64_t axis, bool keepdim) {
+Tensor max(const Tensor& x, std::int64_t axis, bool keepdim, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "max");
   kernels::require_nonempty_axis(x.shape(), s, "max");
   // x [outer, n, inner] -> y [outer, inner]
@@ -103,10 +109,12 @@ Tensor max(const Tensor& x, std::int64_t axis, bool keepdim) {
     }
   }
   return record(
-      "max", kernels::reduced_shape(x.shape(), s.axis, keepdim), std::move(y), {x},
+      {"max", "dx = broadcast(g) * [x == max] / count"},
+      kernels::reduced_shape(x.shape(), s.axis, keepdim), std::move(y), {x},
       [s](const Tensor& g, const Tensor& y, Inputs in) {
         return Grads{expand_over_axis(g, in[0].shape(), s.axis) * max_weights(in[0], y, s)};
-      });
+      },
+      where);
 }
 
 }  // namespace tapegrad

@@ -46,17 +46,20 @@ Shape infer_shape(const Shape& from, std::vector<std::int64_t> dims) {
 }
 }  // namespace
 
-Tensor reshape(const Tensor& x, std::vector<std::int64_t> dims) {
+Tensor reshape(const Tensor& x, std::vector<std::int64_t> dims, std::source_location where) {
   Shape target = infer_shape(x.shape(), std::move(dims));
   if (target == x.shape()) return x;
   std::vector<double> values(x.values().begin(), x.values().end());
-  return record("reshape", std::move(target), std::move(values), {x},
-                [](const Tensor& g, const Tensor&, Inputs in) {
-                  return Grads{reshape(g, in[0].shape().dims())};
-                });
+  return record(
+      {"reshape", "dx = reshape(g, x.shape)"}, std::move(target), std::move(values), {x},
+      [](const Tensor& g, const Tensor&, Inputs in) {
+        return Grads{reshape(g, in[0].shape().dims())};
+      },
+      where);
 }
 
-Tensor transpose(const Tensor& x, std::int64_t axis_a, std::int64_t axis_b) {
+Tensor transpose(const Tensor& x, std::int64_t axis_a, std::int64_t axis_b,
+                 std::source_location where) {
   const std::size_t a = x.shape().normalize_axis(axis_a, "transpose");
   const std::size_t b = x.shape().normalize_axis(axis_b, "transpose");
   std::vector<std::int64_t> dims = x.shape().dims();
@@ -70,20 +73,21 @@ Tensor transpose(const Tensor& x, std::int64_t axis_a, std::int64_t axis_b) {
   detail::for_each_broadcast(out, strides, strides,
                              [&](std::size_t o, std::size_t xi, std::size_t) { y[o] = xv[xi]; });
   return record(
-      "transpose", std::move(out), std::move(y), {x},
+      {"transpose", "dx = transpose(g, axis_a, axis_b)"}, std::move(out), std::move(y), {x},
       [a, b](const Tensor& g, const Tensor&, Inputs) {
         return Grads{transpose(g, static_cast<std::int64_t>(a), static_cast<std::int64_t>(b))};
-      });
+      },
+      where);
 }
 
-Tensor transpose(const Tensor& x) {
+Tensor transpose(const Tensor& x, std::source_location where) {
   if (x.rank() != 2) {
     throw ShapeError(
         fmt::format("transpose: the matrix transpose needs a 2-D tensor, got shape {}; "
                     "use transpose(x, axis_a, axis_b) for other ranks",
                     x.shape()));
   }
-  return transpose(x, 0, 1);
+  return transpose(x, 0, 1, where);
 }
 
 }  // namespace tapegrad

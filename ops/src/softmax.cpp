@@ -40,7 +40,7 @@ void line_max_and_sum_exp(std::span<const double> x, const kernels::AxisSplit& s
 }
 }  // namespace
 
-Tensor softmax(const Tensor& x, std::int64_t axis) {
+Tensor softmax(const Tensor& x, std::int64_t axis, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "softmax");
   kernels::require_nonempty_axis(x.shape(), s, "softmax");
   const std::span<const double> xv = x.values();
@@ -56,13 +56,15 @@ Tensor softmax(const Tensor& x, std::int64_t axis) {
     }
   }
   const auto a = static_cast<std::int64_t>(s.axis);
-  return record("softmax", x.shape(), std::move(y), {x},
-                [a](const Tensor& g, const Tensor& y, Inputs) {
-                  return Grads{y * (g - sum(g * y, a, true))};
-                });
+  return record(
+      {"softmax", "dx = y * (g - sum(g * y, axis))"}, x.shape(), std::move(y), {x},
+      [a](const Tensor& g, const Tensor& y, Inputs) {
+        return Grads{y * (g - sum(g * y, a, true))};
+      },
+      where);
 }
 
-Tensor log_softmax(const Tensor& x, std::int64_t axis) {
+Tensor log_softmax(const Tensor& x, std::int64_t axis, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "log_softmax");
   kernels::require_nonempty_axis(x.shape(), s, "log_softmax");
   const std::span<const double> xv = x.values();
@@ -78,13 +80,13 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis) {
     }
   }
   const auto a = static_cast<std::int64_t>(s.axis);
-  return record("log_softmax", x.shape(), std::move(y), {x},
-                [a](const Tensor& g, const Tensor& y, Inputs) {
-                  return Grads{g - exp(y) * sum(g, a, true)};
-                });
+  return record(
+      {"log_softmax", "dx = g - exp(y) * sum(g, axis)"}, x.shape(), std::move(y), {x},
+      [a](const Tensor& g, const Tensor& y, Inputs) { return Grads{g - exp(y) * sum(g, a, true)}; },
+      where);
 }
 
-Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim) {
+Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "logsumexp");
   kernels::require_nonempty_axis(x.shape(), s, "logsumexp");
   std::vector<double> max, sum_exp;
@@ -92,13 +94,16 @@ Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim) {
   std::vector<double> y(max.size());
   for (std::size_t j = 0; j < y.size(); ++j) y[j] = max[j] + std::log(sum_exp[j]);
   const std::size_t a = s.axis;
-  return record("logsumexp", kernels::reduced_shape(x.shape(), a, keepdim), std::move(y), {x},
-                [a](const Tensor& g, const Tensor& y, Inputs in) {
-                  const Shape kept = kernels::reduced_shape(in[0].shape(), a, true);
-                  const Tensor g_kept = reshape(g, kept.dims());
-                  const Tensor y_kept = reshape(y, kept.dims());
-                  return Grads{g_kept * exp(in[0] - y_kept)};
-                });
+  return record(
+      {"logsumexp", "dx = g * exp(x - y)"}, kernels::reduced_shape(x.shape(), a, keepdim),
+      std::move(y), {x},
+      [a](const Tensor& g, const Tensor& y, Inputs in) {
+        const Shape kept = kernels::reduced_shape(in[0].shape(), a, true);
+        const Tensor g_kept = reshape(g, kept.dims());
+        const Tensor y_kept = reshape(y, kept.dims());
+        return Grads{g_kept * exp(in[0] - y_kept)};
+      },
+      where);
 }
 
 }  // namespace tapegrad

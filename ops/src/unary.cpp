@@ -2,6 +2,7 @@
 #include "tapegrad/ops/unary.hpp"
 
 #include <cmath>
+#include <source_location>
 
 #include <fmt/format.h>
 
@@ -40,91 +41,107 @@ double stable_sigmoid(double x) {
 }
 }  // namespace
 
-Tensor neg(const Tensor& x) {
-  return record("neg", x.shape(), kernels::map(x, [](double v) { return -v; }), {x},
-                [](const Tensor& g, const Tensor&, Inputs) { return Grads{neg(g)}; });
+Tensor neg(const Tensor& x, std::source_location where) {
+  return record(
+      {"neg", "dx = -g"}, x.shape(), kernels::map(x, [](double v) { return -v; }), {x},
+      [](const Tensor& g, const Tensor&, Inputs) { return Grads{neg(g)}; }, where);
 }
 
-Tensor exp(const Tensor& x) {
-  return record("exp", x.shape(), kernels::map(x, [](double v) { return std::exp(v); }), {x},
-                [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * y}; });
+Tensor exp(const Tensor& x, std::source_location where) {
+  return record(
+      {"exp", "dx = g * y"}, x.shape(), kernels::map(x, [](double v) { return std::exp(v); }), {x},
+      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * y}; }, where);
 }
 
-Tensor log(const Tensor& x) {
+Tensor log(const Tensor& x, std::source_location where) {
   check_domain(
       "log", x, [](double v) { return v >= 0.0; }, "x >= 0");
-  return record("log", x.shape(), kernels::map(x, [](double v) { return std::log(v); }), {x},
-                [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g / in[0]}; });
+  return record(
+      {"log", "dx = g / x"}, x.shape(), kernels::map(x, [](double v) { return std::log(v); }), {x},
+      [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g / in[0]}; }, where);
 }
 
-Tensor sqrt(const Tensor& x) {
+Tensor sqrt(const Tensor& x, std::source_location where) {
   check_domain(
       "sqrt", x, [](double v) { return v >= 0.0; }, "x >= 0");
-  return record("sqrt", x.shape(), kernels::map(x, [](double v) { return std::sqrt(v); }), {x},
-                [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g / (y * 2.0)}; });
+  return record(
+      {"sqrt", "dx = g / (2 y)"}, x.shape(), kernels::map(x, [](double v) { return std::sqrt(v); }),
+      {x}, [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g / (y * 2.0)}; }, where);
 }
 
-Tensor abs(const Tensor& x) {
-  return record("abs", x.shape(), kernels::map(x, [](double v) { return std::abs(v); }), {x},
-                [](const Tensor& g, const Tensor&, Inputs in) {
-                  // sign(x) is piecewise constant, so it enters the rule as a constant tensor.
-                  const Tensor sign = Tensor::from_values(
-                      kernels::map(in[0], [](double v) { return double((v > 0) - (v < 0)); }),
-                      in[0].shape());
-                  return Grads{g * sign};
-                });
+Tensor abs(const Tensor& x, std::source_location where) {
+  return record(
+      {"abs", "dx = g * sign(x)"}, x.shape(), kernels::map(x, [](double v) { return std::abs(v); }),
+      {x},
+      [](const Tensor& g, const Tensor&, Inputs in) {
+        // sign(x) is piecewise constant, so it enters the rule as a constant tensor.
+        const Tensor sign = Tensor::from_values(
+            kernels::map(in[0], [](double v) { return double((v > 0) - (v < 0)); }), in[0].shape());
+        return Grads{g * sign};
+      },
+      where);
 }
 
-Tensor square(const Tensor& x) {
-  return record("square", x.shape(), kernels::map(x, [](double v) { return v * v; }), {x},
-                [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g * in[0] * 2.0}; });
+Tensor square(const Tensor& x, std::source_location where) {
+  return record(
+      {"square", "dx = g * 2 x"}, x.shape(), kernels::map(x, [](double v) { return v * v; }), {x},
+      [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g * in[0] * 2.0}; }, where);
 }
 
-Tensor pow(const Tensor& x, double p) {
+Tensor pow(const Tensor& x, double p, std::source_location where) {
   if (p != std::floor(p)) {
     check_domain(
         "pow", x, [](double v) { return v >= 0.0; },
         "x >= 0 (a fractional exponent of a negative number is not real)");
   }
-  return record("pow", x.shape(), kernels::map(x, [p](double v) { return std::pow(v, p); }), {x},
-                [p](const Tensor& g, const Tensor&, Inputs in) {
-                  // x^0 is constant; skipping p * x^-1 avoids 0 * inf at x = 0.
-                  if (p == 0.0) return Grads{zeros_like(in[0])};
-                  return Grads{g * p * pow(in[0], p - 1.0)};
-                });
-}
-
-Tensor sigmoid(const Tensor& x) {
-  return record("sigmoid", x.shape(), kernels::map(x, stable_sigmoid), {x},
-                [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * y * (1.0 - y)}; });
-}
-
-Tensor tanh(const Tensor& x) {
-  return record("tanh", x.shape(), kernels::map(x, [](double v) { return std::tanh(v); }), {x},
-                [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * (1.0 - y * y)}; });
-}
-
-Tensor relu(const Tensor& x) {
   return record(
-      "relu", x.shape(), kernels::map(x, [](double v) { return v > 0.0 ? v : 0.0; }), {x},
-      [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g * positive_mask(in[0])}; });
+      {"pow", "dx = g * p * x^(p-1)"}, x.shape(),
+      kernels::map(x, [p](double v) { return std::pow(v, p); }), {x},
+      [p](const Tensor& g, const Tensor&, Inputs in) {
+        // x^0 is constant; skipping p * x^-1 avoids 0 * inf at x = 0.
+        if (p == 0.0) return Grads{zeros_like(in[0])};
+        return Grads{g * p * pow(in[0], p - 1.0)};
+      },
+      where);
 }
 
-Tensor clamp(const Tensor& x, double low, double high) {
+Tensor sigmoid(const Tensor& x, std::source_location where) {
+  return record(
+      {"sigmoid", "dx = g * y * (1 - y)"}, x.shape(), kernels::map(x, stable_sigmoid), {x},
+      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * y * (1.0 - y)}; }, where);
+}
+
+Tensor tanh(const Tensor& x, std::source_location where) {
+  return record(
+      {"tanh", "dx = g * (1 - y^2)"}, x.shape(),
+      kernels::map(x, [](double v) { return std::tanh(v); }), {x},
+      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * (1.0 - y * y)}; }, where);
+}
+
+Tensor relu(const Tensor& x, std::source_location where) {
+  return record(
+      {"relu", "dx = g * [x > 0]"}, x.shape(),
+      kernels::map(x, [](double v) { return v > 0.0 ? v : 0.0; }), {x},
+      [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g * positive_mask(in[0])}; },
+      where);
+}
+
+Tensor clamp(const Tensor& x, double low, double high, std::source_location where) {
   if (!(low <= high)) {
     throw ValueError(
         fmt::format("clamp: low must not exceed high (low {} vs high {}); input shape {}", low,
                     high, x.shape()));
   }
   return record(
-      "clamp", x.shape(),
+      {"clamp", "dx = g * [low <= x <= high]"}, x.shape(),
       kernels::map(x, [=](double v) { return v < low ? low : (v > high ? high : v); }), {x},
       [=](const Tensor& g, const Tensor&, Inputs in) {
         const Tensor inside = Tensor::from_values(
             kernels::map(in[0], [=](double v) { return low <= v && v <= high ? 1.0 : 0.0; }),
             in[0].shape());
         return Grads{g * inside};
-      });
+      },
+      where);
 }
 
 }  // namespace tapegrad

@@ -22,6 +22,8 @@ struct GradOptions {
   bool create_graph = false;
   // An input the outputs do not depend on gets zeros instead of an AutogradError.
   bool allow_unused = false;
+  // Traced backward, as BackwardOptions::trace.
+  TraceSink trace = {};
 };
 
 // d(sum_k seeds[k] . outputs[k]) / d inputs[i] for each i, in the inputs' shapes. `seeds` may be

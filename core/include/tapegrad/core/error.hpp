@@ -37,4 +37,10 @@ class AutogradError : public Error {
   using Error::Error;
 };
 
+// Anomaly mode found a NaN or an infinity in an op's value or gradient.
+class AnomalyError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace tapegrad

@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <source_location>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -29,17 +31,31 @@ namespace tapegrad {
 using Rule = std::function<std::vector<Tensor>(const Tensor& grad, const Tensor& result,
                                                std::span<const Tensor> inputs)>;
 
+// What an op tells the tape about itself: its name and its rule in words, as a student would
+// write it ("dx = g * y * (1 - y)"), for traced backward and tape printing.
+struct OpInfo {
+  std::string_view name;
+  std::string_view rule_text = {};
+  OpInfo(const char* op_name) : name(op_name) {}  // NOLINT: a bare name is an OpInfo
+  OpInfo(std::string_view op_name, std::string_view rule_in_words = {})
+      : name(op_name), rule_text(rule_in_words) {}
+};
+
 struct Node {
   std::string_view op;
+  std::string_view rule_text;
+  std::source_location where;  // the user's line that called the op
   std::vector<Tensor> inputs;
   Tensor result;
   Rule rule;
+  Tensor grad;  // dLoss/dresult after a backward, kept only when the tape keeps gradients
 };
 
 namespace detail {
 struct TapeState {
   std::vector<std::unique_ptr<Node>> nodes;  // unique_ptr: a rule may append while we hold a Node&
   std::uint64_t generation = 0;
+  bool keep_gradients = false;
 };
 }  // namespace detail
 
@@ -54,6 +70,9 @@ class Tape {
   // but can no longer be differentiated. Training loops clear once per step.
   void clear();
   std::size_t size() const { return state_->nodes.size(); }
+  // Keep every node's gradient after backward (off by default: memory stays one value per node).
+  // For printing the tape and for teaching; Node::grad holds them.
+  void keep_gradients(bool keep = true) { state_->keep_gradients = keep; }
   const Node& node(std::size_t index) const { return *state_->nodes.at(index); }
 
   // The innermost tape recording on this thread, or nullptr.
@@ -92,26 +111,63 @@ class EnableGradGuard {
 
 bool is_grad_enabled();
 
+// Anomaly mode: while alive, any op whose forward value, or whose backward gradient, holds a NaN
+// or an infinity throws AnomalyError naming the op, its shapes and the line that called it.
+// Off by default; when off it costs one flag test per op.
+class AnomalyGuard {
+ public:
+  // `enabled` false pauses anomaly mode inside an anomaly scope (the sweep does, while a rule runs,
+  // so a NaN is reported as the op's backward, not as an op inside its rule).
+  explicit AnomalyGuard(bool enabled = true);
+  ~AnomalyGuard();
+  AnomalyGuard(const AnomalyGuard&) = delete;
+  AnomalyGuard& operator=(const AnomalyGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+bool is_anomaly_enabled();
+
 namespace detail {
 // True when an op with these inputs must be recorded: grad mode on, a tape recording, and some
 // input requiring grad. Throws AutogradError naming `op` if a recorded input's tape was cleared
 // or destroyed, or if it belongs to another tape.
 bool should_record(std::string_view op, std::span<const Tensor> inputs);
 // Appends a node whose result is `result` and marks `result` as recorded.
-void push_node(std::string_view op, std::vector<Tensor> inputs, const Tensor& result, Rule rule);
+void push_node(const OpInfo& op, std::vector<Tensor> inputs, const Tensor& result, Rule rule,
+               std::source_location where);
+// Anomaly mode's forward check: throws AnomalyError if `result` holds a NaN or an infinity.
+void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, const Tensor& result,
+                           std::source_location where);
 }  // namespace detail
 
 // Builds an op's output tensor and, when it must be recorded, its tape node. Every op ends here:
-//   return record("exp", x.shape(), std::move(values), {x},
-//                 [](const Tensor& g, const Tensor& y, auto) { return {g * y}; });
+//   return record({"exp", "dx = g * y"}, x.shape(), std::move(values), {x},
+//                 [](const Tensor& g, const Tensor& y, auto) { return {g * y}; }, where);
 template <class RuleFn>
-Tensor record(std::string_view op, Shape shape, std::vector<double> values,
-              std::vector<Tensor> inputs, RuleFn&& rule) {
+Tensor record(const OpInfo& op, Shape shape, std::vector<double> values, std::vector<Tensor> inputs,
+              RuleFn&& rule, std::source_location where = std::source_location::current()) {
   Tensor result = Tensor::from_values(std::move(values), std::move(shape));
-  if (detail::should_record(op, inputs)) {
-    detail::push_node(op, std::move(inputs), result, Rule(std::forward<RuleFn>(rule)));
+  if (is_anomaly_enabled()) detail::check_forward_anomaly(op, inputs, result, where);
+  if (detail::should_record(op.name, inputs)) {
+    detail::push_node(op, std::move(inputs), result, Rule(std::forward<RuleFn>(rule)), where);
   }
   return result;
 }
 
+}  // namespace tapegrad
+
+// Prints every node, one line each: index, op, inputs (earlier nodes as #i, leaves as leaf#k in
+// order of first use), result shape, a value summary and, once a backward has run on a tape that
+// keeps gradients, the gradient summary. Meant for graphs of a few dozen nodes.
+template <>
+struct fmt::formatter<tapegrad::Tape> : fmt::formatter<std::string_view> {
+  format_context::iterator format(const tapegrad::Tape& tape, format_context& ctx) const;
+};
+
+namespace tapegrad {
+// A short description of a tensor's values: all of them when there are at most 6, else
+// "mean .. min .. max ..". Used by tape printing, traced backward and graph pictures.
+std::string summarize(const Tensor& tensor);
 }  // namespace tapegrad

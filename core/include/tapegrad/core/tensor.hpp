@@ -10,6 +10,7 @@
 //     required grad. It remembers its node; gradients flow through it to the leaves.
 // Tensors computed with no tape recording (evaluation, no-grad scopes) are constant leaves.
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <span>
@@ -42,10 +43,19 @@ struct TensorImpl {
 };
 }  // namespace detail
 
+// Receives traced backward's lines, one call per line (see BackwardOptions::trace).
+using TraceSink = std::function<void(std::string_view line)>;
+// A TraceSink that prints each line to standard output.
+void print_trace(std::string_view line);
+
 struct BackwardOptions {
   // Record the backward sweep itself on the tape, so the gradients can be differentiated again
   // (Hessians, Hessian-vector products). The gradients put into leaves are then tape results.
   bool create_graph = false;
+  // Traced backward: when set, every step of the sweep is described here: the node, its rule in
+  // words, the incoming gradient and the gradient sent to each input. The chain rule, step by
+  // step: loss.backward({.trace = tapegrad::print_trace}).
+  TraceSink trace = {};
 };
 
 class Tensor {
