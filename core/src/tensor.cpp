@@ -129,9 +129,11 @@ Tensor scalar(double value) {
 Tensor from_values(std::vector<double> values, const Shape& shape) {
   return Tensor::from_values(std::move(values), shape);
 }
-Tensor tensor(std::initializer_list<double> values) {
-  return Tensor::from_values(std::vector<double>(values),
-                             Shape{static_cast<std::int64_t>(values.size())});
+Tensor tensor(std::initializer_list<Element> values) {
+  std::vector<double> numbers;
+  numbers.reserve(values.size());
+  for (const Element& e : values) numbers.push_back(e.value);
+  return Tensor::from_values(std::move(numbers), Shape{static_cast<std::int64_t>(values.size())});
 }
 Tensor tensor(std::initializer_list<std::initializer_list<double>> rows) {
   const std::size_t columns = rows.size() == 0 ? 0 : rows.begin()->size();

@@ -127,7 +127,8 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction red
 
 Tensor cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Reduction reduction) {
   const Tensor t = class_distribution("cross_entropy_with_logits", logits, target);
-  // Each row along the last axis: loss = m + ln sum_c e^(z_c - m) - sum_c t_c z_c, m = max_c z_c.
+  // Each row along the last axis: loss = -sum_c t_c log_softmax(z)_c
+  //   = (sum_c t_c) lse - sum_c t_c z_c,  lse = m + ln sum_c e^(z_c - m), m = max_c z_c.
   // z [rows, classes] -> loss [rows]
   const auto classes = static_cast<std::size_t>(logits.shape().dims().back());
   const std::size_t rows = classes == 0 ? 0 : logits.numel() / classes;
@@ -143,22 +144,26 @@ Tensor cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Red
     const double* tr = tv.data() + r * classes;
     double m = zr[0];
     for (std::size_t c = 1; c < classes; ++c) m = std::max(m, zr[c]);
-    double sum_exp = 0.0, target_dot = 0.0;
+    double sum_exp = 0.0, target_dot = 0.0, target_mass = 0.0;
     for (std::size_t c = 0; c < classes; ++c) {
       sum_exp += std::exp(zr[c] - m);
       target_dot += tr[c] * zr[c];
+      target_mass += tr[c];
     }
-    loss[r] = m + std::log(sum_exp) - target_dot;
+    loss[r] = target_mass * (m + std::log(sum_exp)) - target_dot;
   }
   const std::vector<std::int64_t>& dims = logits.shape().dims();
   const Tensor per_sample = record(
-      {"cross_entropy_with_logits", "dz = g * (softmax(z) - t), dt = -g * log_softmax(z)"},
+      {"cross_entropy_with_logits", "dz = g * (softmax(z) * sum(t) - t), dt = -g * log_softmax(z)"},
       Shape(std::vector<std::int64_t>(dims.begin(), dims.end() - 1)), std::move(loss), {logits, t},
       [](const Tensor& g, const Tensor&, Inputs in) {
         std::vector<std::int64_t> kept = in[0].shape().dims();
         kept.back() = 1;
         const Tensor g_kept = reshape(g, kept);
-        return Grads{in[0].requires_grad() ? g_kept * (softmax(in[0], -1) - in[1]) : Tensor(),
+        // d/dz = g (softmax(z) sum_c t_c - t): p - t for a distribution.
+        return Grads{in[0].requires_grad()
+                         ? g_kept * (softmax(in[0], -1) * sum(in[1], -1, true) - in[1])
+                         : Tensor(),
                      in[1].requires_grad() ? -(g_kept * log_softmax(in[0], -1)) : Tensor()};
       });
   return reduce(per_sample, reduction);

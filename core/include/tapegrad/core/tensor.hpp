@@ -121,8 +121,14 @@ Tensor ones(const Shape& shape);
 Tensor full(const Shape& shape, double value);
 Tensor scalar(double value);  // shape []
 Tensor from_values(std::vector<double> values, const Shape& shape);
+// One number of a 1-D tensor literal. A class rather than double on purpose: it makes
+// tensor({{0.0}, {1.0}}) (one column) choose the rows overload instead of being ambiguous.
+struct Element {
+  double value;
+  Element(double v) : value(v) {}  // NOLINT: implicit, so tensor({1, 2.5}) just works
+};
 // 1-D tensor from a list: tensor({1.0, 2.0, 3.0}) has shape [3].
-Tensor tensor(std::initializer_list<double> values);
+Tensor tensor(std::initializer_list<Element> values);
 // 2-D tensor from rows: tensor({{1, 2}, {3, 4}}) has shape [2, 2]; ragged rows are a ShapeError.
 Tensor tensor(std::initializer_list<std::initializer_list<double>> rows);
 Tensor zeros_like(const Tensor& t);

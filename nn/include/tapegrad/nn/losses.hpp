@@ -41,8 +41,9 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target,
                        Reduction reduction = Reduction::mean);
 
 // Fused, stable cross_entropy(softmax(z), t), PyTorch's F.cross_entropy:
-//   loss_n = logsumexp(z_n) - sum_c t_nc z_nc
-//   d/dz = g * (softmax(z) - t),  d/dt = -g * log_softmax(z)
+//   loss_n = -sum_c t_nc log_softmax(z_n)_c = (sum_c t_nc) logsumexp(z_n) - sum_c t_nc z_nc
+//   d/dz = g * (softmax(z) sum_c t_c - t)   (= p - t when t is a distribution)
+//   d/dt = -g * log_softmax(z)
 Tensor cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                  Reduction reduction = Reduction::mean);
 
