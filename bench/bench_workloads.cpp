@@ -1,0 +1,238 @@
+// tapegrad's side of the performance issue's workloads (see workloads.hpp), as Google Benchmarks.
+// Every benchmark measures wall-clock time (UseRealTime: OpenBLAS runs on several threads).
+// User counters:
+//   us_per_op  W1: microseconds per op (forward + backward), the target's unit
+//   ms_per_run W2: milliseconds per 300-epoch run
+//   GFLOPS     W4 and its dgemm reference: useful GFLOP/s (workloads.hpp, mlp_step_flops)
+//   rss_MB     resident memory (VmRSS) when the benchmark finished
+//
+//   build-release/bench/bench_workloads --benchmark_repetitions=5
+//   (add --benchmark_report_aggregates_only=true for medians only)
+#include <cblas.h>
+
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <tapegrad/io/dataset.hpp>
+#include <tapegrad/tapegrad.hpp>
+
+#include "workloads.hpp"
+
+namespace {
+
+using tapegrad::Tensor;
+namespace nn = tapegrad::nn;
+
+// VmRSS of this process in MB (0 if /proc is unavailable).
+double rss_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmRSS:") {
+      double kb = 0.0;
+      status >> kb;
+      return kb / 1024.0;
+    }
+    status.ignore(1 << 12, '\n');
+  }
+  return 0.0;
+}
+
+// Random inputs [n, features] ~ N(0, 1) and labels [n] in 0..classes-1 (as doubles).
+struct SyntheticBatch {
+  Tensor images;
+  Tensor labels;
+};
+
+SyntheticBatch synthetic_batch(std::int64_t n, std::int64_t features, std::uint64_t seed) {
+  tapegrad::Generator generator(seed);
+  Tensor images = tapegrad::randn({n, features}, generator);
+  std::vector<double> labels(static_cast<std::size_t>(n));
+  for (double& label : labels) {
+    label = static_cast<double>(generator.below(static_cast<std::uint64_t>(bench::kClasses)));
+  }
+  return {images, tapegrad::from_values(std::move(labels), {n})};
+}
+
+// One training step, as the Fashion-MNIST example writes it.
+void train_step(nn::Module& model, nn::Optimizer& optimizer, const Tensor& images,
+                const Tensor& labels) {
+  tapegrad::Tape tape;
+  optimizer.zero_grad();
+  const Tensor loss = nn::cross_entropy_with_logits(model(images), labels);
+  loss.backward();
+  optimizer.step();
+}
+
+// W1: 100 scalar ops forward, then backward through all of them.
+void BM_W1_scalar_chain(benchmark::State& state) {
+  Tensor x = tapegrad::scalar(bench::kW1Start).requires_grad_();
+  const Tensor c = tapegrad::scalar(bench::kW1Mul);
+  const Tensor d = tapegrad::scalar(bench::kW1Add);
+  for (auto _ : state) {
+    tapegrad::Tape tape;
+    x.zero_grad();
+    Tensor y = x;
+    for (int i = 0; i < bench::kW1Ops / 4; ++i) {
+      y = y * c;
+      y = y + d;
+      y = tapegrad::tanh(y);
+      y = tapegrad::sigmoid(y);
+    }
+    y.backward();
+    benchmark::DoNotOptimize(x.grad().item());
+  }
+  state.counters["us_per_op"] =
+      benchmark::Counter(bench::kW1Ops * 1e-6, benchmark::Counter::kIsIterationInvariantRate |
+                                                   benchmark::Counter::kInvert);
+  state.counters["rss_MB"] = rss_mb();
+}
+BENCHMARK(BM_W1_scalar_chain)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// W2: the learning-slowdown neuron, 300 epochs of plain gradient descent, one whole run.
+void BM_W2_slowdown_neuron(benchmark::State& state) {
+  const Tensor target = tapegrad::scalar(0.0);
+  for (auto _ : state) {
+    Tensor w = tapegrad::scalar(bench::kW2W0).requires_grad_();
+    Tensor b = tapegrad::scalar(bench::kW2B0).requires_grad_();
+    for (int epoch = 0; epoch < bench::kW2Epochs; ++epoch) {
+      tapegrad::Tape tape;
+      const Tensor a = tapegrad::sigmoid(w * 1.0 + b);
+      const Tensor cost = nn::half_squared_error(a, target);
+      w.zero_grad();
+      b.zero_grad();
+      cost.backward();
+      w.mutable_values()[0] -= bench::kW2Eta * w.grad().item();
+      b.mutable_values()[0] -= bench::kW2Eta * b.grad().item();
+    }
+    benchmark::DoNotOptimize(w.item());
+  }
+  state.counters["ms_per_run"] = benchmark::Counter(
+      1e-3, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_W2_slowdown_neuron)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// W3 and W4: one SGD step of an MLP on a fixed synthetic batch.
+void mlp_step_benchmark(benchmark::State& state, const std::vector<std::int64_t>& sizes,
+                        std::int64_t batch) {
+  tapegrad::Generator generator(42);
+  auto model = nn::MLP(sizes, nn::Activation::relu, generator);
+  nn::SGD optimizer(model->parameters(), {.lr = bench::kSgdLr});
+  const SyntheticBatch data = synthetic_batch(batch, sizes.front(), 7);
+  for (auto _ : state) {
+    train_step(*model, optimizer, data.images, data.labels);
+  }
+  state.counters["GFLOPS"] = benchmark::Counter(bench::mlp_step_flops(sizes, batch) * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["rss_MB"] = rss_mb();
+}
+
+void BM_W3_mlp_small_step(benchmark::State& state) {
+  mlp_step_benchmark(state, bench::kW3Sizes, bench::kW3Batch);
+}
+BENCHMARK(BM_W3_mlp_small_step)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_W4_mlp_large_step(benchmark::State& state) {
+  mlp_step_benchmark(state, bench::kW4Sizes, bench::kW4Batch);
+}
+BENCHMARK(BM_W4_mlp_large_step)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// W4's yardstick: the same dgemm calls one W4 step makes (Linear is y = x W^T), on buffers
+// allocated once, so this is what the machine's BLAS does at these sizes.
+void BM_W4_dgemm_reference(benchmark::State& state) {
+  const auto& sizes = bench::kW4Sizes;
+  const int n = static_cast<int>(bench::kW4Batch);
+  std::vector<std::vector<double>> acts, weights, grads_w;  // acts[l] [n, sizes[l]]
+  for (std::size_t l = 0; l < sizes.size(); ++l) {
+    acts.emplace_back(static_cast<std::size_t>(n * sizes[l]), 0.01);
+  }
+  std::vector<std::vector<double>> grads_a = acts;
+  for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+    weights.emplace_back(static_cast<std::size_t>(sizes[l] * sizes[l + 1]), 0.01);
+    grads_w.emplace_back(static_cast<std::size_t>(sizes[l] * sizes[l + 1]), 0.0);
+  }
+  for (auto _ : state) {
+    for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+      const int in = static_cast<int>(sizes[l]);
+      const int out = static_cast<int>(sizes[l + 1]);
+      // forward: y [n, out] = x [n, in] W^T, W [out, in]
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0, acts[l].data(), in,
+                  weights[l].data(), in, 0.0, acts[l + 1].data(), out);
+    }
+    for (std::size_t l = sizes.size() - 1; l-- > 0;) {
+      const int in = static_cast<int>(sizes[l]);
+      const int out = static_cast<int>(sizes[l + 1]);
+      // dW [out, in] = g^T [out, n] x [n, in]
+      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0, grads_a[l + 1].data(),
+                  out, acts[l].data(), in, 0.0, grads_w[l].data(), in);
+      if (l > 0) {
+        // dx [n, in] = g [n, out] W [out, in]
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0,
+                    grads_a[l + 1].data(), out, weights[l].data(), in, 0.0, grads_a[l].data(), in);
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOPS"] =
+      benchmark::Counter(bench::mlp_step_flops(sizes, bench::kW4Batch) * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_W4_dgemm_reference)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// W5's data: the real Fashion-MNIST training set when installed, else synthetic N(0, 1) data of
+// the same size. Loaded once, outside any timing.
+const tapegrad::io::Dataset& w5_data(bool& real) {
+  static bool is_real = false;
+  static const tapegrad::io::Dataset data = [] {
+    try {
+      auto train = tapegrad::io::load_fashion_mnist(
+          tapegrad::io::kFashionMnistDir, tapegrad::io::Split::Train,
+          tapegrad::io::kFashionMnistMean, tapegrad::io::kFashionMnistStd);
+      is_real = true;
+      return train;
+    } catch (const tapegrad::Error&) {
+      const SyntheticBatch synthetic = synthetic_batch(bench::kSyntheticSamples, 784, 11);
+      return tapegrad::io::Dataset(synthetic.images, synthetic.labels);
+    }
+  }();
+  real = is_real;
+  return data;
+}
+
+// W5: one epoch (938 steps) of Adam over the shuffled training set. One iteration is a whole
+// epoch, so this runs once per repetition.
+void BM_W5_fashion_epoch(benchmark::State& state) {
+  bool real = false;
+  const tapegrad::io::Dataset& data = w5_data(real);
+  tapegrad::Generator generator(42);
+  auto model = nn::MLP(bench::kW5Sizes, nn::Activation::relu, generator);
+  nn::Adam optimizer(model->parameters(), {.lr = bench::kAdamLr});
+  tapegrad::io::BatchLoader loader(data, static_cast<std::size_t>(bench::kW5Batch), 1);
+  for (auto _ : state) {
+    while (auto batch = loader.next()) {
+      train_step(*model, optimizer, batch->images, batch->labels);
+    }
+  }
+  state.SetLabel(real ? "fashion-mnist" : "synthetic");
+  state.counters["real_data"] = real ? 1.0 : 0.0;
+  state.counters["rss_MB"] = rss_mb();
+}
+BENCHMARK(BM_W5_fashion_epoch)->UseRealTime()->Unit(benchmark::kSecond)->Iterations(1);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("openblas_config", openblas_get_config());
+  benchmark::AddCustomContext("openblas_threads", std::to_string(openblas_get_num_threads()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
