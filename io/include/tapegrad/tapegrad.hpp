@@ -3,7 +3,10 @@
 // included on their own.
 #include "tapegrad/core/autograd.hpp"
 #include "tapegrad/core/broadcast.hpp"
+#include "tapegrad/core/check_gradient.hpp"
+#include "tapegrad/core/dot.hpp"
 #include "tapegrad/core/error.hpp"
+#include "tapegrad/core/functional.hpp"
 #include "tapegrad/core/gradcheck.hpp"
 #include "tapegrad/core/random.hpp"
 #include "tapegrad/core/shape.hpp"
