@@ -49,7 +49,7 @@ std::string describe_input(const Tensor& input) {
 std::shared_ptr<detail::TapeState> tape_of(const Tensor& output, std::string_view caller) {
   const detail::TensorImpl& impl = output.impl();
   auto tape = impl.tape.lock();
-  if (!tape || tape->generation != impl.generation) {
+  if (!tape || tape->stamp != impl.stamp) {
     throw AutogradError(fmt::format(
         "{}: the output ({}, made by '{}') was recorded on a tape that has since been {}; run the "
         "forward pass again inside a live Tape scope",
@@ -187,7 +187,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
         wanted_reached[w] = true;
       }
     }
-    Node& node = *tape->nodes[i];
+    Node& node = tape->nodes[i];
     if (tape->keep_gradients) node.grad = g;
     if (request.trace) {
       (*request.trace)(fmt::format("node {} {} {}  (called at {}:{})", i, node.op,
@@ -196,7 +196,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
           fmt::format("  rule  {}", node.rule_text.empty() ? "(not described)" : node.rule_text));
       (*request.trace)(fmt::format("  g     {}", g));
     }
-    std::vector<Tensor> input_grads;
+    TensorList input_grads;
     {
       std::optional<AnomalyGuard> pause_anomaly;
       if (anomaly) pause_anomaly.emplace(false);

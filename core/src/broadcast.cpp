@@ -29,7 +29,7 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
   for (std::size_t i = 0; i < values.size(); ++i) values[i] += bv[i];
   return record({"accumulate", "da = g, db = g"}, a.shape(), std::move(values), {a, b},
                 [](const Tensor& g, const Tensor&, std::span<const Tensor>) {
-                  return std::vector<Tensor>{g, g};
+                  return TensorList{g, g};
                 });
 }
 
@@ -49,7 +49,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
       [&](std::size_t o, std::size_t xi, std::size_t) { values[o] = xv[xi]; });
   return record({"broadcast_to", "dx = sum_to(g, x.shape)"}, shape, std::move(values), {x},
                 [](const Tensor& g, const Tensor&, std::span<const Tensor> in) {
-                  return std::vector<Tensor>{sum_to(g, in[0].shape())};
+                  return TensorList{sum_to(g, in[0].shape())};
                 });
 }
 
@@ -70,7 +70,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
       [&](std::size_t xi, std::size_t yi, std::size_t) { values[yi] += xv[xi]; });
   return record({"sum_to", "dx = broadcast_to(g, x.shape)"}, shape, std::move(values), {x},
                 [](const Tensor& g, const Tensor&, std::span<const Tensor> in) {
-                  return std::vector<Tensor>{broadcast_to(g, in[0].shape())};
+                  return TensorList{broadcast_to(g, in[0].shape())};
                 });
 }
 

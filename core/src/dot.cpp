@@ -97,7 +97,7 @@ std::string to_dot(const Tensor& output, const TensorNames& names) {
 
   const detail::TensorImpl& impl = output.impl();
   const auto tape = impl.tape.lock();
-  if (!tape || tape->generation != impl.generation) {
+  if (!tape || tape->stamp != impl.stamp) {
     throw AutogradError(fmt::format(
         "to_dot: the output ({}, made by '{}') was recorded on a tape that has since been {}; "
         "draw the graph before the tape is cleared",
@@ -111,7 +111,7 @@ std::string to_dot(const Tensor& output, const TensorNames& names) {
   needed[top] = true;
   for (std::size_t i = top + 1; i-- > 0;) {
     if (!needed[i]) continue;
-    for (const Tensor& input : tape->nodes[i]->inputs) {
+    for (const Tensor& input : tape->nodes[i].inputs) {
       if (input.defined() && !input.is_leaf()) needed[input.impl().node] = true;
     }
   }
@@ -120,7 +120,7 @@ std::string to_dot(const Tensor& output, const TensorNames& names) {
   std::unordered_map<const detail::TensorImpl*, std::size_t> leaf_ids;
   for (std::size_t i = 0; i <= top; ++i) {
     if (!needed[i]) continue;
-    for (const Tensor& input : tape->nodes[i]->inputs) {
+    for (const Tensor& input : tape->nodes[i].inputs) {
       if (!input.defined() || !input.is_leaf()) continue;
       if (leaf_ids.try_emplace(input.impl_ptr().get(), leaves.size()).second) {
         leaves.push_back(input);
@@ -134,7 +134,7 @@ std::string to_dot(const Tensor& output, const TensorNames& names) {
   }
   for (std::size_t i = 0; i <= top; ++i) {
     if (!needed[i]) continue;
-    const Node& node = *tape->nodes[i];
+    const Node& node = tape->nodes[i];
     const std::string op_id = fmt::format("op{}", i), result_id = fmt::format("t{}", i);
     writer.op(op_id, node);
     writer.box(result_id, node.result, fmt::format("#{}", i), node.grad, i == top);

@@ -1,7 +1,9 @@
 #include "tapegrad/core/tape.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <new>
 #include <string>
 
 #include <fmt/format.h>
@@ -12,11 +14,16 @@ namespace tapegrad {
 
 namespace {
 thread_local Tape* current_tape = nullptr;
+std::atomic<std::uint64_t> last_stamp{0};
+std::uint64_t new_stamp() {
+  return last_stamp.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 thread_local bool grad_enabled = true;
 thread_local bool anomaly_enabled = false;
 }  // namespace
 
 Tape::Tape() : state_(std::make_shared<detail::TapeState>()), enclosing_(current_tape) {
+  state_->stamp = new_stamp();
   current_tape = this;
 }
 
@@ -27,7 +34,7 @@ Tape::~Tape() {
 
 void Tape::clear() {
   state_->nodes.clear();
-  ++state_->generation;
+  state_->stamp = new_stamp();
 }
 
 Tape* Tape::current() {
@@ -64,44 +71,77 @@ bool is_anomaly_enabled() {
 
 namespace detail {
 
+NodeStore::~NodeStore() {
+  clear();
+}
+
+const Node& NodeStore::at(std::size_t i) const {
+  if (i >= size_) {
+    throw ValueError(
+        fmt::format("Tape::node: index {} is out of range for a tape of {} nodes", i, size_));
+  }
+  return slot(i);
+}
+
+void NodeStore::push_back(Node&& node) {
+  if (size_ == chunks_.size() * chunk_nodes) {
+    chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(chunk_nodes * sizeof(Node)));
+  }
+  std::byte* chunk = chunks_[size_ / chunk_nodes].get();
+  new (chunk + (size_ % chunk_nodes) * sizeof(Node)) Node(std::move(node));
+  ++size_;
+}
+
+void NodeStore::clear() {
+  // Newest first, the order the nodes were built in reverse.
+  while (size_ > 0) {
+    --size_;
+    slot(size_).~Node();
+  }
+}
+
+namespace {
+// Why a recorded input cannot join the current tape; always throws.
+[[noreturn]] void reject_input(std::string_view op, std::size_t index, const TensorImpl& impl) {
+  const auto tape = impl.tape.lock();
+  if (tape && tape != current_tape->state() && tape->stamp == impl.stamp) {
+    throw AutogradError(fmt::format(
+        "{}: input {} ({}, made by '{}') was recorded on a different tape than the one now "
+        "recording; a graph cannot span two tapes. Use .detach() to use it as a constant",
+        op, index, impl.shape, impl.op));
+  }
+  throw AutogradError(fmt::format(
+      "{}: input {} ({}, made by '{}') was recorded on a tape that has since been {}; its value is "
+      "still there but it can no longer be differentiated. Use .detach() to use it as a constant",
+      op, index, impl.shape, impl.op, tape ? "cleared" : "destroyed"));
+}
+}  // namespace
+
 bool should_record(std::string_view op, std::span<const Tensor> inputs) {
   if (!grad_enabled || current_tape == nullptr) return false;
+  const std::uint64_t stamp = current_tape->state()->stamp;
   bool any_requires_grad = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& input = inputs[i];
     if (!input.defined() || !input.requires_grad()) continue;
     any_requires_grad = true;
-    if (input.is_leaf()) continue;
     const TensorImpl& impl = input.impl();
-    const auto tape = impl.tape.lock();
-    if (!tape || tape->generation != impl.generation) {
-      throw AutogradError(fmt::format(
-          "{}: input {} ({}, made by '{}') was recorded on a tape that has since been {}; its "
-          "value is still there but it can no longer be differentiated. Use .detach() to use it "
-          "as a constant",
-          op, i, impl.shape, impl.op, tape ? "cleared" : "destroyed"));
-    }
-    if (tape != current_tape->state()) {
-      throw AutogradError(fmt::format(
-          "{}: input {} ({}, made by '{}') was recorded on a different tape than the one now "
-          "recording; a graph cannot span two tapes. Use .detach() to use it as a constant",
-          op, i, impl.shape, impl.op));
-    }
+    if (!input.is_leaf() && impl.stamp != stamp) reject_input(op, i, impl);
   }
   return any_requires_grad;
 }
 
-void push_node(const OpInfo& op, std::vector<Tensor> inputs, const Tensor& result, Rule rule,
+void push_node(const OpInfo& op, TensorList inputs, const Tensor& result, Rule rule,
                std::source_location where) {
   TapeState& state = *current_tape->state();
   TensorImpl& impl = result.impl();
   impl.requires_grad = true;
   impl.tape = current_tape->state();
-  impl.generation = state.generation;
+  impl.stamp = state.stamp;
   impl.node = state.nodes.size();
   impl.op = op.name;
-  state.nodes.push_back(std::make_unique<Node>(
-      Node{op.name, op.rule_text, where, std::move(inputs), result, std::move(rule), Tensor()}));
+  state.nodes.push_back(
+      Node{op.name, op.rule_text, where, std::move(inputs), result, std::move(rule), Tensor()});
 }
 
 void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, const Tensor& result,

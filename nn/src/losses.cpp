@@ -2,6 +2,7 @@
 #include "tapegrad/nn/losses.hpp"
 
 #include <cmath>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -18,7 +19,7 @@ namespace tapegrad::nn {
 
 namespace {
 using Inputs = std::span<const Tensor>;
-using Grads = std::vector<Tensor>;
+using Grads = TensorList;
 
 // PyTorch clamps each log at -100 so that p = 0 gives a large finite loss. Clamping p at e^-100
 // before the log is the same value, and its rule sends 0 (not 0/0) back through the clamp.
@@ -41,8 +42,15 @@ Tensor reduce(const Tensor& per_sample, Reduction reduction) {
 
 void require_same_shape(std::string_view op, const Tensor& pred, const Tensor& target) {
   if (pred.shape() != target.shape()) {
-    throw ShapeError(fmt::format("{}: prediction and target shapes differ ({} vs {})", op,
-                                 pred.shape(), target.shape()));
+    // The usual cause: a [N, 1] prediction against a [N] target (or the reverse). Broadcasting
+    // them would silently give an [N, N] loss, so the shapes must match exactly.
+    const std::string hint =
+        pred.numel() == target.numel()
+            ? fmt::format("; both hold {} values, so reshape the target to {} first", pred.numel(),
+                          pred.shape())
+            : std::string("; the target needs one value per prediction element");
+    throw ShapeError(fmt::format("{}: prediction and target shapes differ ({} vs {}){}", op,
+                                 pred.shape(), target.shape(), hint));
   }
 }
 
@@ -65,14 +73,25 @@ Tensor class_distribution(std::string_view op, const Tensor& pred, const Tensor&
     throw ShapeError(fmt::format("{}: the prediction needs a class axis (last), got shape {}", op,
                                  pred.shape()));
   }
-  if (target.shape() == pred.shape()) return target;
   const std::vector<std::int64_t>& dims = pred.shape().dims();
+  if (dims.back() == 0) {
+    throw ShapeError(fmt::format(
+        "{}: the class axis (the last) of the prediction is empty (shape {}); a classifier "
+        "needs at least one class",
+        op, pred.shape()));
+  }
+  if (target.shape() == pred.shape()) return target;
   const Shape without_classes(std::vector<std::int64_t>(dims.begin(), dims.end() - 1));
   if (target.shape() != without_classes) {
+    const std::string hint =
+        target.numel() == without_classes.numel()
+            ? fmt::format("; these look like class indices: reshape them to {} first",
+                          without_classes)
+            : std::string();
     throw ShapeError(fmt::format(
         "{}: the target must be a distribution of the prediction's shape or class indices of "
-        "shape {} ({} vs {})",
-        op, without_classes, pred.shape(), target.shape()));
+        "shape {} ({} vs {}){}",
+        op, without_classes, pred.shape(), target.shape(), hint));
   }
   try {
     return reshape(one_hot(reshape(target, {-1}), dims.back()), dims);

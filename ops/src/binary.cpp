@@ -12,7 +12,7 @@ namespace tapegrad {
 
 namespace {
 using Inputs = std::span<const Tensor>;
-using Grads = std::vector<Tensor>;
+using Grads = TensorList;
 
 // y = f(a, b) with NumPy broadcasting. Same shapes and a scalar side take plain loops.
 template <class F>

@@ -53,7 +53,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, MatmulOptions options, std::sour
           db = tb ? matmul(g, a, {.transpose_a = true, .transpose_b = ta})
                   : matmul(a, g, {.transpose_a = !ta, .transpose_b = false});
         }
-        return std::vector<Tensor>{da, db};
+        return TensorList{da, db};
       },
       where);
 }

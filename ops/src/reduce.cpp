@@ -14,7 +14,7 @@ namespace tapegrad {
 
 namespace {
 using Inputs = std::span<const Tensor>;
-using Grads = std::vector<Tensor>;
+using Grads = TensorList;
 
 // The gradient of a reduction, spread back over the reduced axis: g [reduced] -> [x.shape()].
 Tensor expand_over_axis(const Tensor& g, const Shape& x_shape, std::size_t axis) {

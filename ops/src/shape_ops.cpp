@@ -11,7 +11,7 @@ namespace tapegrad {
 
 namespace {
 using Inputs = std::span<const Tensor>;
-using Grads = std::vector<Tensor>;
+using Grads = TensorList;
 
 Shape infer_shape(const Shape& from, std::vector<std::int64_t> dims) {
   std::size_t known = 1;

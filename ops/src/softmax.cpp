@@ -16,7 +16,7 @@ namespace tapegrad {
 
 namespace {
 using Inputs = std::span<const Tensor>;
-using Grads = std::vector<Tensor>;
+using Grads = TensorList;
 
 // For each (outer, inner) line along the axis: its max m and s = sum_k e^(x_k - m).
 // x [outer, n, inner] -> max, sum_exp [outer, inner]

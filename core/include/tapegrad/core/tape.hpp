@@ -10,9 +10,11 @@
 //
 // Tapes nest: the innermost live one records. A tensor computed on a tape keeps its value after
 // the tape is cleared or destroyed, but differentiating through it is then an AutogradError.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <source_location>
 #include <span>
 #include <string>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "tapegrad/core/tensor.hpp"
+#include "tapegrad/core/tensor_list.hpp"
 
 namespace tapegrad {
 
@@ -28,8 +31,8 @@ namespace tapegrad {
 // (an undefined Tensor for an input that gets none). A rule may return a gradient in the
 // result's shape for a broadcast input; the engine sums it down to the input's shape (sum_to).
 // Rules are written with differentiable ops so that create_graph can record them.
-using Rule = std::function<std::vector<Tensor>(const Tensor& grad, const Tensor& result,
-                                               std::span<const Tensor> inputs)>;
+using Rule = std::function<TensorList(const Tensor& grad, const Tensor& result,
+                                      std::span<const Tensor> inputs)>;
 
 // What an op tells the tape about itself: its name and its rule in words, as a student would
 // write it ("dx = g * y * (1 - y)"), for traced backward and tape printing.
@@ -45,16 +48,45 @@ struct Node {
   std::string_view op;
   std::string_view rule_text;
   std::source_location where;  // the user's line that called the op
-  std::vector<Tensor> inputs;
+  TensorList inputs;
   Tensor result;
   Rule rule;
   Tensor grad;  // dLoss/dresult after a backward, kept only when the tape keeps gradients
 };
 
 namespace detail {
+// The nodes of one tape, in chunks of 256. Appending (a rule does, under create_graph) never
+// moves the nodes already there; clear() destroys the nodes but keeps the chunks, so a training
+// loop that clears its tape every step allocates no nodes after the first.
+class NodeStore {
+ public:
+  NodeStore() = default;
+  NodeStore(const NodeStore&) = delete;
+  NodeStore& operator=(const NodeStore&) = delete;
+  ~NodeStore();
+
+  std::size_t size() const { return size_; }
+  Node& operator[](std::size_t i) { return slot(i); }
+  const Node& operator[](std::size_t i) const { return slot(i); }
+  const Node& at(std::size_t i) const;
+  void push_back(Node&& node);
+  void clear();
+
+ private:
+  static constexpr std::size_t chunk_nodes = 256;
+  Node& slot(std::size_t i) const {
+    return std::launder(reinterpret_cast<Node*>(chunks_[i / chunk_nodes].get()))[i % chunk_nodes];
+  }
+
+  std::vector<std::unique_ptr<std::byte[]>> chunks_;  // raw storage for chunk_nodes Nodes each
+  std::size_t size_ = 0;
+};
+
 struct TapeState {
-  std::vector<std::unique_ptr<Node>> nodes;  // unique_ptr: a rule may append while we hold a Node&
-  std::uint64_t generation = 0;
+  NodeStore nodes;
+  // Unique across all tapes and renewed by every clear(): a recorded tensor whose stamp equals
+  // the recording tape's is on it and still valid, checked without touching reference counts.
+  std::uint64_t stamp = 0;
   bool keep_gradients = false;
 };
 }  // namespace detail
@@ -73,7 +105,7 @@ class Tape {
   // Keep every node's gradient after backward (off by default: memory stays one value per node).
   // For printing the tape and for teaching; Node::grad holds them.
   void keep_gradients(bool keep = true) { state_->keep_gradients = keep; }
-  const Node& node(std::size_t index) const { return *state_->nodes.at(index); }
+  const Node& node(std::size_t index) const { return state_->nodes.at(index); }
 
   // The innermost tape recording on this thread, or nullptr.
   static Tape* current();
@@ -135,7 +167,7 @@ namespace detail {
 // or destroyed, or if it belongs to another tape.
 bool should_record(std::string_view op, std::span<const Tensor> inputs);
 // Appends a node whose result is `result` and marks `result` as recorded.
-void push_node(const OpInfo& op, std::vector<Tensor> inputs, const Tensor& result, Rule rule,
+void push_node(const OpInfo& op, TensorList inputs, const Tensor& result, Rule rule,
                std::source_location where);
 // Anomaly mode's forward check: throws AnomalyError if `result` holds a NaN or an infinity.
 void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, const Tensor& result,
@@ -146,7 +178,7 @@ void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, con
 //   return record({"exp", "dx = g * y"}, x.shape(), std::move(values), {x},
 //                 [](const Tensor& g, const Tensor& y, auto) { return {g * y}; }, where);
 template <class RuleFn>
-Tensor record(const OpInfo& op, Shape shape, std::vector<double> values, std::vector<Tensor> inputs,
+Tensor record(const OpInfo& op, Shape shape, std::vector<double> values, TensorList inputs,
               RuleFn&& rule, std::source_location where = std::source_location::current()) {
   Tensor result = Tensor::from_values(std::move(values), std::move(shape));
   if (is_anomaly_enabled()) detail::check_forward_anomaly(op, inputs, result, where);

@@ -34,10 +34,11 @@ struct TensorImpl {
   bool requires_grad = false;
   // Leaves only: the accumulated gradient, null until a backward reaches this leaf.
   std::shared_ptr<TensorImpl> grad;
-  // Recorded results only: the tape and the node that produced this tensor. `generation` tells
-  // whether the tape was cleared since (then the node is gone).
+  // Recorded results only: the tape and the node that produced this tensor. `stamp` is the
+  // tape's stamp when it was recorded; a clear() renews the tape's stamp, so a mismatch means the
+  // node is gone.
   std::weak_ptr<TapeState> tape;
-  std::uint64_t generation = 0;
+  std::uint64_t stamp = 0;
   std::size_t node = 0;
   std::string_view op;  // the producing op's name ("" for a leaf)
 };

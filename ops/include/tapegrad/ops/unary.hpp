@@ -34,4 +34,13 @@ Tensor relu(const Tensor& x, std::source_location where = std::source_location::
 Tensor clamp(const Tensor& x, double low, double high,
              std::source_location where = std::source_location::current());
 
+// The fused rules of sigmoid, tanh and relu, as ops of their own (so they can be differentiated
+// again). Shapes: g and y (or x) [same] -> [same]. Called by the rules; public for tests.
+//   sigmoid_backward(g, y) = g * y * (1 - y)   dg = g2 * y * (1 - y), dy = g2 * g * (1 - 2 y)
+//   tanh_backward(g, y)    = g * (1 - y^2)     dg = g2 * (1 - y^2),   dy = -2 g2 g y
+//   relu_backward(g, x)    = g * [x > 0]       dg = g2 * [x > 0],     dx = 0
+Tensor sigmoid_backward(const Tensor& g, const Tensor& y);
+Tensor tanh_backward(const Tensor& g, const Tensor& y);
+Tensor relu_backward(const Tensor& g, const Tensor& x);
+
 }  // namespace tapegrad
