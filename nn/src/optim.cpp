@@ -21,8 +21,11 @@ Optimizer::Optimizer(std::vector<Tensor> parameters, double lr, std::string name
     const Tensor& p = parameters_[i];
     if (!p.defined() || !p.is_leaf()) {
       throw ValueError(fmt::format(
-          "{}: parameter {} is {}; an optimizer updates leaf tensors (model parameters)", name_, i,
-          p.defined() ? fmt::format("the result of '{}'", p.op()) : "undefined"));
+          "{}: parameter {} is {}; an optimizer updates leaf tensors (model parameters): pass "
+          "model->parameters(), or make a new leaf with detach().requires_grad_()",
+          name_, i,
+          p.defined() ? fmt::format("the result of '{}' ({})", p.op(), p.shape())
+                      : std::string("undefined")));
     }
   }
   set_learning_rate(lr);
@@ -75,16 +78,28 @@ void SGD::update(std::size_t index, std::span<double> p, std::span<const double>
   const double tau = options_.dampening;
   const double wd = options_.weight_decay;
   std::vector<double>& b = momentum_buffer_[index];
-  const bool first_step = b.empty();
-  if (mu != 0.0 && first_step) b.assign(p.size(), 0.0);
-  for (std::size_t j = 0; j < p.size(); ++j) {
-    double d = wd != 0.0 ? g[j] + wd * p[j] : g[j];
-    if (mu != 0.0) {
-      // PyTorch starts the buffer at the first gradient itself (no dampening on step 1).
-      b[j] = first_step ? d : mu * b[j] + (1.0 - tau) * d;
-      d = options_.nesterov ? d + mu * b[j] : b[j];
+  const std::size_t n = p.size();
+  // Each case is its own plain loop (no per-element branches), so the compiler vectorises it.
+  // d = g + wd p (L2 term), computed into the momentum buffer or applied directly.
+  if (mu == 0.0) {
+    if (wd == 0.0) {
+      for (std::size_t j = 0; j < n; ++j) p[j] -= lr * g[j];
+    } else {
+      for (std::size_t j = 0; j < n; ++j) p[j] -= lr * (g[j] + wd * p[j]);
     }
-    p[j] -= lr * d;
+    return;
+  }
+  if (b.empty()) {
+    // PyTorch starts the buffer at the first gradient itself (no dampening on step 1).
+    b.resize(n);
+    for (std::size_t j = 0; j < n; ++j) b[j] = g[j] + wd * p[j];
+  } else {
+    for (std::size_t j = 0; j < n; ++j) b[j] = mu * b[j] + (1.0 - tau) * (g[j] + wd * p[j]);
+  }
+  if (options_.nesterov) {
+    for (std::size_t j = 0; j < n; ++j) p[j] -= lr * ((g[j] + wd * p[j]) + mu * b[j]);
+  } else {
+    for (std::size_t j = 0; j < n; ++j) p[j] -= lr * b[j];
   }
 }
 
