@@ -34,7 +34,8 @@ void check_backward_anomaly(const Node& node, std::size_t input, const Tensor& g
     if (std::isfinite(values[i])) continue;
     throw AnomalyError(fmt::format(
         "{}: anomaly in backward: the gradient for input {} ({}) holds {} at flat index {} "
-        "(result {}); the op was called at {}:{}",
+        "(result {}); the op was called at {}:{}; a rule dividing by a zero input or result "
+        "(sqrt or log at 0) is the usual cause: keep the input off that point, e.g. sqrt(x + eps)",
         node.op, input, node.inputs[input].shape(), values[i], i, node.result.shape(),
         node.where.file_name(), node.where.line()));
   }
@@ -65,8 +66,10 @@ Tensor add_gradient(const Tensor& existing, const Tensor& incoming) {
 std::vector<Tensor> sweep(const SweepRequest& request) {
   const std::string_view caller = request.caller;
   if (!request.seeds.empty() && request.seeds.size() != request.outputs.size()) {
-    throw AutogradError(fmt::format("{}: {} seed gradients for {} outputs", caller,
-                                    request.seeds.size(), request.outputs.size()));
+    throw AutogradError(fmt::format(
+        "{}: {} seed gradients for {} outputs; pass one seed per output, each of its output's "
+        "shape, or no seeds when every output is a scalar",
+        caller, request.seeds.size(), request.outputs.size()));
   }
 
   // Seed every output; find the tape they share.
@@ -102,7 +105,9 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       auto output_tape = tape_of(output, caller);
       if (tape && tape != output_tape) {
         throw AutogradError(
-            fmt::format("{}: the outputs were recorded on different tapes", caller));
+            fmt::format("{}: output {} ({}) was recorded on a different tape than the outputs "
+                        "before it; compute every output inside one Tape scope",
+                        caller, k, output.shape()));
       }
       tape = std::move(output_tape);
     }

@@ -38,7 +38,10 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   if (!broadcasts_to(x.shape(), shape)) {
-    throw ShapeError(fmt::format("broadcast_to: cannot broadcast ({} vs {})", x.shape(), shape));
+    throw ShapeError(
+        fmt::format("broadcast_to: cannot broadcast ({} vs {}); aligned from the right, "
+                    "each dimension of the tensor must equal the target's or be 1",
+                    x.shape(), shape));
   }
   // y[i] = x[broadcast index of i]
   std::vector<double> values(shape.numel());

@@ -32,6 +32,12 @@ std::vector<std::size_t> Shape::strides() const {
 
 std::size_t Shape::normalize_axis(std::int64_t axis, std::string_view op) const {
   const auto rank = static_cast<std::int64_t>(dims_.size());
+  if (rank == 0) {
+    throw AxisError(
+        fmt::format("{}: axis {} given for a scalar (shape []), which has no axes; call "
+                    "the op without an axis, or reshape(x, {{1}}) first",
+                    op, axis));
+  }
   if (axis < -rank || axis >= rank) {
     throw AxisError(
         fmt::format("{}: axis {} is out of range for a tensor of rank {} (shape {}); "
@@ -50,8 +56,10 @@ Shape broadcast_shapes(const Shape& lhs, const Shape& rhs, std::string_view op) 
     const std::int64_t a = i < rank - lhs.rank() ? 1 : lhs[i - (rank - lhs.rank())];
     const std::int64_t b = i < rank - rhs.rank() ? 1 : rhs[i - (rank - rhs.rank())];
     if (a != b && a != 1 && b != 1) {
-      throw ShapeError(
-          fmt::format("{}: shapes cannot be broadcast together ({} vs {})", op, lhs, rhs));
+      throw ShapeError(fmt::format(
+          "{}: shapes cannot be broadcast together ({} vs {}); dimension {} is {} vs {}: aligned "
+          "from the right, each pair must be equal or contain a 1",
+          op, lhs, rhs, static_cast<std::int64_t>(i) - static_cast<std::int64_t>(rank), a, b));
     }
     dims[i] = a == 1 ? b : a;
   }

@@ -155,7 +155,8 @@ void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, con
     }
     throw AnomalyError(fmt::format(
         "{}: anomaly: the result holds {} at flat index {} (inputs {} -> result {}), called at "
-        "{}:{}",
+        "{}:{}; look for log(0), x/0 or exp overflow on that line: clamp the input or use a "
+        "stable fused form (log_softmax, cross_entropy_with_logits, bce_with_logits)",
         op.name, values[i], i, fmt::join(shapes, " vs "), result.shape(), where.file_name(),
         where.line()));
   }

@@ -22,7 +22,8 @@ detail::TensorImpl& Tensor::impl() const {
   if (!impl_) {
     throw AutogradError(
         "Tensor: this tensor is undefined (a default-constructed Tensor, or the grad() of a leaf "
-        "no backward has reached yet)");
+        "no backward has reached yet); check .defined() first (zero_grad() also makes grad() "
+        "undefined)");
   }
   return *impl_;
 }
@@ -48,8 +49,8 @@ double Tensor::item() const {
 double Tensor::at(std::initializer_list<std::int64_t> index) const {
   const Shape& s = shape();
   if (index.size() != s.rank()) {
-    throw ValueError(
-        fmt::format("at: index has {} coordinates for a tensor of shape {}", index.size(), s));
+    throw ValueError(fmt::format("at: index has {} coordinates for a tensor of shape {} (needs {})",
+                                 index.size(), s, s.rank()));
   }
   std::size_t flat = 0;
   std::size_t axis = 0;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
@@ -32,7 +33,8 @@ Dataset gather_rows(const Dataset& data, std::span<const std::size_t> indices,
     const std::size_t row = indices[i];
     if (row >= n) {
       throw ValueError(
-          fmt::format("{}: sample index {} is out of range for a dataset of {}", op, row, n));
+          fmt::format("{}: sample index {} is out of range for a dataset of {} samples{}", op, row,
+                      n, n == 0 ? std::string() : fmt::format(" (valid indices 0..{})", n - 1)));
     }
     std::copy_n(src_images.begin() + static_cast<std::ptrdiff_t>(row * f), f,
                 images.begin() + static_cast<std::ptrdiff_t>(i * f));
@@ -53,8 +55,10 @@ Dataset::Dataset(Tensor images, Tensor labels)
     throw ValueError("Dataset: images and labels must be defined tensors");
   }
   if (images_.rank() != 2 || labels_.rank() != 1 || images_.shape()[0] != labels_.shape()[0]) {
-    throw ShapeError(fmt::format("Dataset: expected images [N, F] and labels [N] ({} vs {})",
-                                 images_.shape(), labels_.shape()));
+    throw ShapeError(fmt::format(
+        "Dataset: expected images [N, F] and labels [N] ({} vs {}); images hold one flattened "
+        "sample per row (reshape(images, {{N, -1}})) and labels one class index per sample",
+        images_.shape(), labels_.shape()));
   }
 }
 
@@ -112,6 +116,13 @@ Dataset Dataset::gather(std::span<const std::size_t> indices) const {
 }
 
 Dataset load_fashion_mnist(const std::filesystem::path& dir, Split split, double mean, double std) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(dir, error)) {
+    throw FormatError(fmt::format(
+        "load_fashion_mnist: {}: not a directory; pass the directory holding the four "
+        "*-idx?-ubyte.gz files (the Debian package dataset-fashion-mnist installs them in {})",
+        dir.string(), kFashionMnistDir));
+  }
   const std::string prefix = split == Split::Train ? "train" : "t10k";
   const std::filesystem::path images_path = dir / (prefix + "-images-idx3-ubyte.gz");
   const std::filesystem::path labels_path = dir / (prefix + "-labels-idx1-ubyte.gz");

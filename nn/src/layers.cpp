@@ -102,7 +102,12 @@ std::string Sequential::name() const {
 
 std::shared_ptr<Module> Sequential::at(std::size_t index) const {
   if (index >= modules_.size()) {
-    throw ValueError(fmt::format("{}: no module at index {}", name(), index));
+    throw ValueError(
+        modules_.empty()
+            ? fmt::format("{}: no module at index {}; it is empty, add() modules first", name(),
+                          index)
+            : fmt::format("{}: no module at index {}; valid indices are 0..{}", name(), index,
+                          modules_.size() - 1));
   }
   return modules_[index];
 }

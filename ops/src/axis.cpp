@@ -28,8 +28,10 @@ Shape reduced_shape(const Shape& shape, std::size_t axis, bool keepdim) {
 
 void require_nonempty_axis(const Shape& shape, const AxisSplit& split, std::string_view op) {
   if (split.n == 0) {
-    throw ShapeError(fmt::format("{}: cannot reduce over an empty axis (axis {} of shape {})", op,
-                                 split.axis, shape));
+    throw ShapeError(
+        fmt::format("{}: cannot reduce over an empty axis (axis {} of shape {}); is the "
+                    "batch empty, or does a layer have 0 outputs?",
+                    op, split.axis, shape));
   }
 }
 

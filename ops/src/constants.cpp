@@ -12,7 +12,9 @@ namespace tapegrad {
 Tensor one_hot(const Tensor& labels, std::int64_t classes) {
   if (labels.rank() > 1) {
     throw ShapeError(
-        fmt::format("one_hot: labels must be [n] class indices, got shape {}", labels.shape()));
+        fmt::format("one_hot: labels must be [n] class indices, got shape {}; flatten them with "
+                    "reshape(labels, {{-1}})",
+                    labels.shape()));
   }
   if (classes <= 0)
     throw ValueError(fmt::format("one_hot: classes must be positive, got {}", classes));

@@ -13,7 +13,10 @@ namespace tapegrad {
 
 Tensor matmul(const Tensor& a, const Tensor& b, MatmulOptions options, std::source_location where) {
   if (a.rank() != 2 || b.rank() != 2) {
-    throw ShapeError(fmt::format("matmul: needs two 2-D tensors ({} vs {})", a.shape(), b.shape()));
+    throw ShapeError(
+        fmt::format("matmul: needs two 2-D tensors ({} vs {}); make a vector a row with "
+                    "reshape(v, {{1, -1}}) or a column with reshape(v, {{-1, 1}})",
+                    a.shape(), b.shape()));
   }
   const bool ta = options.transpose_a;
   const bool tb = options.transpose_b;
