@@ -149,9 +149,7 @@ void BM_W4_dgemm_reference(benchmark::State& state) {
   const auto& sizes = bench::kW4Sizes;
   const int n = static_cast<int>(bench::kW4Batch);
   std::vector<std::vector<double>> acts, weights, grads_w;  // acts[l] [n, sizes[l]]
-  for (std::size_t l = 0; l < sizes.size(); ++l) {
-    acts.emplace_back(static_cast<std::size_t>(n * sizes[l]), 0.01);
-  }
+  for (const auto size : sizes) acts.emplace_back(static_cast<std::size_t>(n * size), 0.01);
   std::vector<std::vector<double>> grads_a = acts;
   for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
     weights.emplace_back(static_cast<std::size_t>(sizes[l] * sizes[l + 1]), 0.01);

@@ -94,7 +94,7 @@ class Dataset : public ::testing::Test {
         bytes.push_back(static_cast<unsigned char>(d >> shift));
     }
     bytes.insert(bytes.end(), payload.begin(), payload.end());
-    const fs::path path = dir_ / name;
+    fs::path path = dir_ / name;
     if (path.extension() == ".gz") {
       gzFile gz = gzopen(path.c_str(), "wb");
       EXPECT_NE(gz, nullptr);
@@ -264,8 +264,8 @@ TEST_F(Dataset, FromIdxRejectsMismatchedFiles) {
 }
 
 TEST_F(Dataset, LoadFashionMnistReadsTheDebianFileNames) {
-  Bytes pixels(2 * 28 * 28, 0);
-  pixels[28 * 28] = 255;  // first pixel of the second image
+  Bytes pixels(std::size_t{2} * 28 * 28, 0);
+  pixels[std::size_t{28} * 28] = 255;  // first pixel of the second image
   write_idx("t10k-images-idx3-ubyte.gz", 0x08, {2, 28, 28}, pixels);
   write_idx("t10k-labels-idx1-ubyte.gz", 0x08, {2}, {9, 0});
   const io::Dataset test = tapegrad::io::load_fashion_mnist(dir_, tapegrad::io::Split::Test);
@@ -287,7 +287,7 @@ TEST_F(Dataset, LoadFashionMnistReadsTheDebianFileNames) {
   EXPECT_THROW((void)tapegrad::io::load_fashion_mnist(dir_, tapegrad::io::Split::Train),
                FormatError);
   // Images that are not 28x28.
-  write_idx("train-images-idx3-ubyte.gz", 0x08, {2, 27, 28}, Bytes(2 * 27 * 28, 0));
+  write_idx("train-images-idx3-ubyte.gz", 0x08, {2, 27, 28}, Bytes(std::size_t{2} * 27 * 28, 0));
   write_idx("train-labels-idx1-ubyte.gz", 0x08, {2}, {3, 4});
   EXPECT_THROW((void)tapegrad::io::load_fashion_mnist(dir_, tapegrad::io::Split::Train),
                FormatError);

@@ -109,7 +109,7 @@ class IdxReader : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   fs::path write_plain(const std::string& name, const Bytes& bytes) {
-    const fs::path path = dir_ / name;
+    fs::path path = dir_ / name;
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()),
               static_cast<std::streamsize>(bytes.size()));
@@ -118,7 +118,7 @@ class IdxReader : public ::testing::Test {
   }
 
   fs::path write_gzip(const std::string& name, const Bytes& bytes) {
-    const fs::path path = dir_ / name;
+    fs::path path = dir_ / name;
     gzFile gz = gzopen(path.c_str(), "wb");
     EXPECT_NE(gz, nullptr);
     if (!bytes.empty()) {

@@ -947,12 +947,12 @@ TEST(Misuse, IdxFileWithALyingDimension) {
   ScratchDir dir;
   // The header claims 3 images of 28x28, the file holds 2.
   const auto short_file =
-      dir.write("short.idx", concat(idx_header(0x08, {3, 28, 28}), Bytes(2 * 784, 0)));
+      dir.write("short.idx", concat(idx_header(0x08, {3, 28, 28}), Bytes(std::size_t{2} * 784, 0)));
   EXPECT_TG_THROW(io::read_idx(short_file), io::FormatError, "read_idx", short_file.string(),
                   "payload is truncated", "[3, 28, 28]", "2352 bytes", "1568");
   // The header claims 1 image, the file holds 2.
   const auto long_file =
-      dir.write("long.idx", concat(idx_header(0x08, {1, 28, 28}), Bytes(2 * 784, 0)));
+      dir.write("long.idx", concat(idx_header(0x08, {1, 28, 28}), Bytes(std::size_t{2} * 784, 0)));
   EXPECT_TG_THROW(io::read_idx(long_file), io::FormatError, "read_idx", long_file.string(),
                   "784 trailing bytes", "[1, 28, 28]");
   // A dimension so large the element count passes the limit.

@@ -216,7 +216,7 @@ TEST(Optimizers, NegativeLearningRateIsValueError) {
   EXPECT_THROW(sgd.set_learning_rate(-1.0), tapegrad::ValueError);
   EXPECT_THROW(sgd.set_learning_rate(NAN), tapegrad::ValueError);
   try {
-    nn::SGD({w}, {.lr = -0.5});
+    const nn::SGD rejected({w}, {.lr = -0.5});
     ADD_FAILURE() << "no ValueError";
   } catch (const tapegrad::ValueError& e) {
     EXPECT_STREQ(e.what(), "SGD: the learning rate must be >= 0 (got -0.5)");

@@ -85,7 +85,7 @@ class Safetensors : public ::testing::Test {
   }
 
   fs::path write_bytes(const std::string& name, const Bytes& bytes) {
-    const fs::path path = dir_ / name;
+    fs::path path = dir_ / name;
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()),
               static_cast<std::streamsize>(bytes.size()));
@@ -480,7 +480,7 @@ TEST_F(Safetensors, AtomicSaveKeepsOldFileWhenWritingFails) {
   rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
   rlimit limited = saved;
-  limited.rlim_cur = 64 * 1024;
+  limited.rlim_cur = rlim_t{64} * 1024;
   const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);
   ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
   std::string message;

@@ -67,6 +67,7 @@ CheckGradientResult check_gradient(const Function& f, const GradientFunction& cl
   {
     NoGradGuard no_grad;
     std::vector<Tensor> copies;
+    copies.reserve(work.size());
     for (const Tensor& t : work) copies.push_back(t.detach());
     closed = closed_form(copies);
   }

@@ -118,6 +118,7 @@ GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inpu
   {
     Tape tape;
     std::vector<Tensor> copies;
+    copies.reserve(inputs.size());
     for (const Tensor& t : inputs) copies.push_back(t.detach());
     Generator generator(options.seed);
     u = randn(f(copies).shape(), generator);
@@ -132,6 +133,7 @@ GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inpu
     const Function h = [&f, &u, &checked, k](const std::vector<Tensor>& x) {
       const Tensor y = f(x);
       std::vector<Tensor> wrt;
+      wrt.reserve(checked.size());
       for (std::size_t i : checked) wrt.push_back(x[i]);
       if (!y.requires_grad()) return zeros(x[k].shape());
       const Tensor outputs[] = {y};

@@ -50,6 +50,7 @@ GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
         ".requires_grad_()");
   }
   std::vector<Tensor> checked_inputs;
+  checked_inputs.reserve(checked.size());
   for (std::size_t i : checked) checked_inputs.push_back(work[i]);
 
   // Analytic Jacobian, one backward per output element: analytic[c][e][o].

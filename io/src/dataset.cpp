@@ -127,7 +127,7 @@ Dataset load_fashion_mnist(const std::filesystem::path& dir, Split split, double
   const std::filesystem::path images_path = dir / (prefix + "-images-idx3-ubyte.gz");
   const std::filesystem::path labels_path = dir / (prefix + "-labels-idx1-ubyte.gz");
   Dataset data = Dataset::from_idx(images_path, labels_path, mean, std);
-  if (data.features() != 28 * 28) {
+  if (data.features() != std::size_t{28} * 28) {
     throw FormatError(
         fmt::format("load_fashion_mnist: {}: expected 28x28 images, got {} values each",
                     images_path.string(), data.features()));

@@ -194,7 +194,8 @@ StepLR::StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma)
 }
 
 double StepLR::learning_rate_at(std::int64_t epoch) const {
-  return base_lr() * std::pow(gamma_, static_cast<double>(epoch / step_size_));
+  const std::int64_t decays = epoch / step_size_;  // whole step_size periods completed (floor)
+  return base_lr() * std::pow(gamma_, static_cast<double>(decays));
 }
 
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, std::int64_t T_max, double eta_min)
