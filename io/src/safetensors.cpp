@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <set>
 #include <span>
@@ -54,41 +55,73 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
+// A short, flat rendering of a JSON "shape" for error messages: at most kShown entries, nested
+// values abbreviated to [...] / {...} and long strings cut. json::dump() is not used on
+// untrusted values: it recurses once per nesting level, so a header of nested brackets (legal
+// JSON, up to the 100 MB header limit) would overflow the stack.
+std::string describe_shape(const json& shape) {
+  constexpr std::size_t kShown = 8;
+  constexpr std::size_t kStringChars = 16;
+  std::string text = "[";
+  std::size_t i = 0;
+  for (const json& entry : shape) {
+    if (i > 0) text += ", ";
+    if (i++ == kShown) {
+      text += fmt::format("... ({} entries)", shape.size());
+      break;
+    }
+    if (entry.is_array()) {
+      text += entry.empty() ? "[]" : "[...]";
+    } else if (entry.is_object()) {
+      text += entry.empty() ? "{}" : "{...}";
+    } else if (entry.is_string() && entry.get_ref<const std::string&>().size() > kStringChars) {
+      text += json(entry.get_ref<const std::string&>().substr(0, kStringChars))
+                  .dump(-1, ' ', false, json::error_handler_t::replace);
+      text.insert(text.size() - 1, "...");
+    } else {
+      text += entry.dump(-1, ' ', false, json::error_handler_t::replace);  // a scalar: flat
+    }
+  }
+  return text + "]";
+}
+
 // --- reading ---------------------------------------------------------------------------------
 
+// Reads and validates a safetensors file from wherever its bytes are: a file (read with seeks,
+// so memory follows the tensors, never the header's claims) or a buffer in memory. Both share
+// every check below; only size() and read_at() differ.
 class Reader {
  public:
-  Reader(const std::filesystem::path& path, std::string_view op) : path_(path), op_(op) {}
+  Reader(std::string name, std::string_view op) : name_(std::move(name)), op_(op) {}
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+  virtual ~Reader() = default;
 
   [[noreturn]] void fail(std::string_view what) const {
-    throw FormatError(fmt::format("{}: {}: {}", op_, path_.string(), what));
+    throw FormatError(fmt::format("{}: {}: {}", op_, name_, what));
   }
 
   SafetensorsFile read() {
-    FilePtr file(std::fopen(path_.c_str(), "rb"));
-    if (!file) fail(fmt::format("cannot open: {}", errno_text()));
-    struct stat info {};
-    if (::fstat(fileno(file.get()), &info) != 0) fail(fmt::format("cannot stat: {}", errno_text()));
-    if (!S_ISREG(info.st_mode)) fail("is not a regular file");
-    const auto file_size = static_cast<std::uint64_t>(info.st_size);
-
+    const std::uint64_t file_size = size();
     if (file_size < 8) {
       fail(fmt::format("file is {} bytes, too short for the 8-byte header length", file_size));
     }
     std::array<unsigned char, 8> prefix{};
-    read_exact(file.get(), prefix.data(), prefix.size());
+    read_at(0, prefix.data(), prefix.size());
     std::uint64_t header_len = 0;
     for (std::size_t i = 0; i < 8; ++i) header_len |= std::uint64_t{prefix[i]} << (8 * i);
     if (header_len > file_size - 8) {
-      fail(fmt::format("header length {} is larger than the {} bytes that follow it", header_len,
-                       file_size - 8));
+      fail(fmt::format(
+          "header length {} is larger than the {} bytes that follow it; the file is truncated or "
+          "not a safetensors file",
+          header_len, file_size - 8));
     }
     if (header_len > kMaxHeaderBytes) {
       fail(fmt::format("header length {} exceeds the limit of {} bytes", header_len,
                        kMaxHeaderBytes));
     }
     std::string header(static_cast<std::size_t>(header_len), '\0');
-    read_exact(file.get(), reinterpret_cast<unsigned char*>(header.data()), header.size());
+    read_at(8, reinterpret_cast<unsigned char*>(header.data()), header.size());
     const std::uint64_t buffer_size = file_size - 8 - header_len;
 
     SafetensorsFile result;
@@ -100,11 +133,7 @@ class Reader {
     for (const Entry& entry : entries) {
       const std::uint64_t length = entry.end - entry.begin;
       bytes.resize(static_cast<std::size_t>(length));
-      const auto offset = static_cast<off_t>(8 + header_len + entry.begin);
-      if (::fseeko(file.get(), offset, SEEK_SET) != 0) {
-        fail(fmt::format("cannot seek to tensor '{}': {}", entry.name, errno_text()));
-      }
-      read_exact(file.get(), bytes.data(), bytes.size());
+      read_at(8 + header_len + entry.begin, bytes.data(), bytes.size());
       std::vector<double> values(entry.shape.numel());
       if (entry.dtype == Dtype::F64) {
         for (std::size_t i = 0; i < values.size(); ++i) {
@@ -126,14 +155,13 @@ class Reader {
     return result;
   }
 
- private:
-  void read_exact(std::FILE* file, unsigned char* out, std::size_t n) const {
-    if (std::fread(out, 1, n, file) != n) {
-      fail(std::ferror(file) != 0 ? fmt::format("read error: {}", errno_text())
-                                  : std::string("file ended early (was it truncated?)"));
-    }
-  }
+ protected:
+  // Total size of the input in bytes.
+  virtual std::uint64_t size() const = 0;
+  // Reads exactly `n` bytes at `offset` into `out`, or fails.
+  virtual void read_at(std::uint64_t offset, unsigned char* out, std::size_t n) = 0;
 
+ private:
   std::vector<Entry> parse_header(const std::string& header, std::uint64_t buffer_size,
                                   std::map<std::string, std::string>& metadata) const {
     json root;
@@ -194,11 +222,11 @@ class Reader {
       if (!dim.is_number_unsigned() ||
           dim.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
         bad(fmt::format("shape {} has an entry that is not a non-negative integer",
-                        shape_it->dump()));
+                        describe_shape(*shape_it)));
       }
       const auto d = dim.get<std::uint64_t>();
       if (__builtin_mul_overflow(numel, d, &numel)) {
-        bad(fmt::format("shape {} overflows a 64-bit element count", shape_it->dump()));
+        bad(fmt::format("shape {} overflows a 64-bit element count", describe_shape(*shape_it)));
       }
       dims.push_back(static_cast<std::int64_t>(d));
     }
@@ -257,8 +285,56 @@ class Reader {
     }
   }
 
-  std::filesystem::path path_;
+  std::string name_;
   std::string_view op_;
+};
+
+class FileReader final : public Reader {
+ public:
+  FileReader(const std::filesystem::path& path, std::string_view op) : Reader(path.string(), op) {
+    file_.reset(std::fopen(path.c_str(), "rb"));
+    if (!file_) fail(fmt::format("cannot open: {}", errno_text()));
+    struct stat info {};
+    if (::fstat(fileno(file_.get()), &info) != 0) {
+      fail(fmt::format("cannot stat: {}", errno_text()));
+    }
+    if (!S_ISREG(info.st_mode)) fail("is not a regular file");
+    size_ = static_cast<std::uint64_t>(info.st_size);
+  }
+
+ private:
+  std::uint64_t size() const override { return size_; }
+  void read_at(std::uint64_t offset, unsigned char* out, std::size_t n) override {
+    if (offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) ||
+        ::fseeko(file_.get(), static_cast<off_t>(offset), SEEK_SET) != 0) {
+      fail(fmt::format("cannot seek to byte {}: {}", offset, errno_text()));
+    }
+    if (std::fread(out, 1, n, file_.get()) != n) {
+      fail(std::ferror(file_.get()) != 0 ? fmt::format("read error: {}", errno_text())
+                                         : std::string("file ended early (was it truncated?)"));
+    }
+  }
+
+  FilePtr file_;
+  std::uint64_t size_ = 0;
+};
+
+class MemoryReader final : public Reader {
+ public:
+  MemoryReader(std::span<const std::uint8_t> bytes, std::string_view name, std::string_view op)
+      : Reader(std::string(name), op), bytes_(bytes) {}
+
+ private:
+  std::uint64_t size() const override { return bytes_.size(); }
+  void read_at(std::uint64_t offset, unsigned char* out, std::size_t n) override {
+    if (offset > bytes_.size() || n > bytes_.size() - offset) {
+      fail(fmt::format("{} bytes at byte {} are past the end of the {}-byte buffer", n, offset,
+                       bytes_.size()));
+    }
+    if (n > 0) std::memcpy(out, bytes_.data() + offset, n);
+  }
+
+  std::span<const std::uint8_t> bytes_;
 };
 
 // --- writing ---------------------------------------------------------------------------------
@@ -406,22 +482,32 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& nam
 }
 
 SafetensorsFile read_safetensors(const std::filesystem::path& path) {
-  return Reader(path, "read_safetensors").read();
+  return FileReader(path, "read_safetensors").read();
 }
 
-void load_into(const std::filesystem::path& path, NamedTensors& named_parameters) {
-  const SafetensorsFile file = Reader(path, "load_into").read();
+SafetensorsFile read_safetensors_bytes(std::span<const std::uint8_t> bytes, std::string_view name) {
+  return MemoryReader(bytes, name, "read_safetensors").read();
+}
+
+namespace {
+
+// load_into on a file from `reader`; `file_name` is its path (or stands in for one) in messages.
+void load_into_from(Reader&& reader, std::string_view file_name, NamedTensors& named_parameters) {
+  const SafetensorsFile file = reader.read();
 
   std::vector<std::string> problems;
   std::set<std::string, std::less<>> expected;
   for (const auto& [name, parameter] : named_parameters) {
     if (!expected.insert(name).second) {
       throw ValueError(
-          fmt::format("load_into: {}: parameter name '{}' appears twice", path.string(), name));
+          fmt::format("load_into: {}: parameter name '{}' appears twice", file_name, name));
     }
     if (!parameter.defined() || !parameter.is_leaf()) {
-      throw ValueError(fmt::format("load_into: {}: parameter '{}' is {}", path.string(), name,
-                                   parameter.defined() ? "not a leaf" : "undefined"));
+      throw ValueError(fmt::format(
+          "load_into: {}: parameter '{}' is {}; load into model->named_parameters()", file_name,
+          name,
+          parameter.defined() ? fmt::format("the result of '{}', not a leaf", parameter.op())
+                              : std::string("undefined")));
     }
     const Tensor* stored = file.find(name);
     if (stored == nullptr) {
@@ -439,14 +525,27 @@ void load_into(const std::filesystem::path& path, NamedTensors& named_parameters
   if (!problems.empty()) {
     std::string joined;
     for (const std::string& problem : problems) joined += (joined.empty() ? "" : "; ") + problem;
-    throw FormatError(
-        fmt::format("load_into: {}: does not match the parameters: {}", path.string(), joined));
+    throw FormatError(fmt::format(
+        "load_into: {}: does not match the parameters: {}. Was it saved from a model of another "
+        "architecture? Compare read_safetensors(path).tensors with model->named_parameters()",
+        file_name, joined));
   }
 
   for (auto& [name, parameter] : named_parameters) {
     const std::span<const double> source = file.find(name)->values();
     std::copy(source.begin(), source.end(), parameter.mutable_values().begin());
   }
+}
+
+}  // namespace
+
+void load_into(const std::filesystem::path& path, NamedTensors& named_parameters) {
+  load_into_from(FileReader(path, "load_into"), path.string(), named_parameters);
+}
+
+void load_into_bytes(std::span<const std::uint8_t> bytes, std::string_view name,
+                     NamedTensors& named_parameters) {
+  load_into_from(MemoryReader(bytes, name, "load_into"), name, named_parameters);
 }
 
 }  // namespace tapegrad::io

@@ -9,7 +9,8 @@
 //   then        one uint32 per dimension
 //   then        the elements, row-major, exactly prod(dims) * element size bytes
 // A file starting with the gzip magic 1f 8b is decompressed on the fly; the decompressed bytes
-// must follow the layout above.
+// must follow the layout above. As with gzip -d, several gzip members back to back form one
+// stream, and bytes after a complete member that do not start another one are ignored.
 //
 // Reading never trusts the header beyond what the data backs up: the element count is checked
 // for overflow and against a limit before anything is allocated, the payload is read in chunks
@@ -18,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <span>
+#include <string_view>
 #include <vector>
 
 #include "tapegrad/core/shape.hpp"
@@ -55,6 +58,11 @@ inline constexpr std::uint64_t kIdxMaxElements = std::uint64_t{1} << 28;
 // overflow or exceed `max_elements`, or the payload is shorter or longer than the header says
 // (or the gzip stream is corrupt).
 IdxData read_idx(const std::filesystem::path& path, std::uint64_t max_elements = kIdxMaxElements);
+
+// read_idx on bytes already in memory (an embedded or downloaded file, plain or gzip), with the
+// same checks and messages; `name` stands in for the path in them.
+IdxData read_idx_bytes(std::span<const std::uint8_t> bytes, std::string_view name,
+                       std::uint64_t max_elements = kIdxMaxElements);
 
 // read_idx as a leaf tensor (requires_grad false) with the header's shape.
 Tensor read_idx_tensor(const std::filesystem::path& path,

@@ -17,8 +17,10 @@
 // known dtypes, shapes whose element count times the dtype size equals the tensor's byte range,
 // offsets inside the buffer, and ranges that neither overlap nor leave gaps and cover the buffer
 // exactly. Allocation is bounded by the file's real size, never by what the header claims.
+#include <cstdint>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -56,11 +58,20 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& nam
 // path, and the tensor where one is at fault, on any problem.
 SafetensorsFile read_safetensors(const std::filesystem::path& path);
 
+// read_safetensors on bytes already in memory, with the same checks and messages; `name` stands
+// in for the path in them.
+SafetensorsFile read_safetensors_bytes(std::span<const std::uint8_t> bytes, std::string_view name);
+
 // Loads `path` into existing parameters, all or nothing. First everything is checked: the file as
 // in read_safetensors, then that every name in `named_parameters` is in the file with the same
 // shape, that the file has no other tensors, and that each parameter is a defined leaf. Only then
 // are the values copied in (through mutable_values()). On any error no parameter has changed and
 // the FormatError lists every missing, unexpected and mis-shaped tensor by name.
 void load_into(const std::filesystem::path& path, NamedTensors& named_parameters);
+
+// load_into from bytes already in memory, with the same checks and messages; `name` stands in
+// for the path in them.
+void load_into_bytes(std::span<const std::uint8_t> bytes, std::string_view name,
+                     NamedTensors& named_parameters);
 
 }  // namespace tapegrad::io
