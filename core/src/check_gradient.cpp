@@ -13,16 +13,6 @@ namespace tapegrad {
 
 namespace {
 
-std::vector<std::int64_t> unflatten(std::size_t flat, const Shape& shape) {
-  std::vector<std::int64_t> index(shape.rank());
-  for (std::size_t axis = shape.rank(); axis-- > 0;) {
-    const auto d = static_cast<std::size_t>(shape[axis]);
-    index[axis] = static_cast<std::int64_t>(flat % d);
-    flat /= d;
-  }
-  return index;
-}
-
 std::string element_label(const std::string& name, const std::vector<std::int64_t>& index) {
   if (index.empty()) return name;
   return fmt::format("{}[{}]", name, fmt::join(index, ", "));
@@ -121,7 +111,7 @@ CheckGradientResult check_gradient(const Function& f, const GradientFunction& cl
     if (inputs[i].numel() == 0) continue;
     // The last element has the largest indices, so the longest label.
     const std::string widest =
-        element_label(names[i], unflatten(inputs[i].numel() - 1, inputs[i].shape()));
+        element_label(names[i], inputs[i].shape().index_of(inputs[i].numel() - 1));
     label_width = std::max(label_width, widest.size());
   }
   lines.push_back(fmt::format("  {:<{}} {:>17} {:>17} {:>17}  {:>13}  {:>13}", "element",
@@ -151,7 +141,7 @@ CheckGradientResult check_gradient(const Function& f, const GradientFunction& cl
       const double r_fd =
           std::isfinite(d_fd) ? d_fd / (options.finite_difference_tolerance * scale) : INFINITY;
       const bool ok = r_ad <= 1.0 && r_fd <= 1.0;
-      const std::vector<std::int64_t> index = unflatten(e, x.shape());
+      const std::vector<std::int64_t> index = x.shape().index_of(e);
       const std::string label = element_label(names[i], index);
       ++result.elements_checked;
       if (!ok) ++result.elements_failed;

@@ -12,16 +12,6 @@ namespace tapegrad {
 
 namespace {
 
-std::vector<std::int64_t> unflatten(std::size_t flat, const Shape& shape) {
-  std::vector<std::int64_t> index(shape.rank());
-  for (std::size_t axis = shape.rank(); axis-- > 0;) {
-    const auto d = static_cast<std::size_t>(shape[axis]);
-    index[axis] = static_cast<std::int64_t>(flat % d);
-    flat /= d;
-  }
-  return index;
-}
-
 // f evaluated on its own tape, so an f that differentiates inside (gradgradcheck) still works.
 std::vector<double> evaluate(const Function& f, const std::vector<Tensor>& inputs) {
   Tape tape;
@@ -102,7 +92,7 @@ GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
           worst_ratio = ratio;
           result.max_abs_error = error;
           result.input = checked[c];
-          result.index = unflatten(e, x.shape());
+          result.index = x.shape().index_of(e);
           result.output_element = o;
           result.analytic = a;
           result.numeric = numeric;

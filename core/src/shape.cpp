@@ -20,6 +20,16 @@ std::size_t Shape::numel() const {
   return n;
 }
 
+std::vector<std::int64_t> Shape::index_of(std::size_t flat) const {
+  std::vector<std::int64_t> index(dims_.size());
+  for (std::size_t axis = dims_.size(); axis-- > 0;) {
+    const auto d = static_cast<std::size_t>(dims_[axis]);
+    index[axis] = static_cast<std::int64_t>(flat % d);
+    flat /= d;
+  }
+  return index;
+}
+
 std::vector<std::size_t> Shape::strides() const {
   std::vector<std::size_t> strides(dims_.size());
   std::size_t stride = 1;

@@ -23,6 +23,10 @@ class Shape {
   const std::vector<std::int64_t>& dims() const { return dims_; }
   bool operator==(const Shape&) const = default;
 
+  // The multi-index of the element at row-major offset `flat` (gradcheck and check_gradient
+  // report positions this way).
+  std::vector<std::int64_t> index_of(std::size_t flat) const;
+
   // Row-major strides in elements: stride[rank-1] = 1.
   std::vector<std::size_t> strides() const;
 
