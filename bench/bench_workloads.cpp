@@ -29,21 +29,6 @@ namespace {
 using tapegrad::Tensor;
 namespace nn = tapegrad::nn;
 
-// VmRSS of this process in MB (0 if /proc is unavailable).
-double rss_mb() {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  while (status >> key) {
-    if (key == "VmRSS:") {
-      double kb = 0.0;
-      status >> kb;
-      return kb / 1024.0;
-    }
-    status.ignore(1 << 12, '\n');
-  }
-  return 0.0;
-}
-
 // Random inputs [n, features] ~ N(0, 1) and labels [n] in 0..classes-1 (as doubles).
 struct SyntheticBatch {
   Tensor images;
@@ -91,7 +76,7 @@ void BM_W1_scalar_chain(benchmark::State& state) {
   state.counters["us_per_op"] =
       benchmark::Counter(bench::kW1Ops * 1e-6, benchmark::Counter::kIsIterationInvariantRate |
                                                    benchmark::Counter::kInvert);
-  state.counters["rss_MB"] = rss_mb();
+  state.counters["rss_MB"] = bench::rss_mb();
 }
 BENCHMARK(BM_W1_scalar_chain)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
@@ -130,7 +115,7 @@ void mlp_step_benchmark(benchmark::State& state, const std::vector<std::int64_t>
   }
   state.counters["GFLOPS"] = benchmark::Counter(bench::mlp_step_flops(sizes, batch) * 1e-9,
                                                 benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["rss_MB"] = rss_mb();
+  state.counters["rss_MB"] = bench::rss_mb();
 }
 
 void BM_W3_mlp_small_step(benchmark::State& state) {
@@ -219,7 +204,7 @@ void BM_W5_fashion_epoch(benchmark::State& state) {
   }
   state.SetLabel(real ? "fashion-mnist" : "synthetic");
   state.counters["real_data"] = real ? 1.0 : 0.0;
-  state.counters["rss_MB"] = rss_mb();
+  state.counters["rss_MB"] = bench::rss_mb();
 }
 BENCHMARK(BM_W5_fashion_epoch)->UseRealTime()->Unit(benchmark::kSecond)->Iterations(1);
 

@@ -22,20 +22,6 @@ namespace {
 using tapegrad::Tensor;
 namespace nn = tapegrad::nn;
 
-double rss_mb() {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  while (status >> key) {
-    if (key == "VmRSS:") {
-      double kb = 0.0;
-      status >> kb;
-      return kb / 1024.0;
-    }
-    status.ignore(1 << 12, '\n');
-  }
-  return 0.0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,11 +55,11 @@ int main(int argc, char** argv) {
       loss_value = loss.item();
     }
     if (step == steps_early) {
-      rss_early = rss_mb();
+      rss_early = bench::rss_mb();
       late_start = std::chrono::steady_clock::now();
     }
   }
-  const double rss_late = rss_mb();
+  const double rss_late = bench::rss_mb();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - late_start).count();
 

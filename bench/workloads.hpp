@@ -12,6 +12,7 @@
 //   M1  resident memory after 1e5 W3 steps minus after 1e3 (whole_run.cpp)
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +66,21 @@ inline int bench_threads() {
   }
   const unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+// VmRSS of this process in MB (0 if /proc is unavailable): M1 and the rss_MB counters.
+inline double rss_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmRSS:") {
+      double kb = 0.0;
+      status >> kb;
+      return kb / 1024.0;
+    }
+    status.ignore(1 << 12, '\n');
+  }
+  return 0.0;
 }
 
 }  // namespace bench
