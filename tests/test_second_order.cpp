@@ -30,10 +30,13 @@
 #include "tapegrad/ops/softmax.hpp"
 #include "tapegrad/ops/unary.hpp"
 
+#include "test_inputs.hpp"
+
 namespace {
 
 using namespace tapegrad;  // NOLINT: the ops read best unqualified
 using Inputs = std::vector<Tensor>;
+using namespace tapegrad::test_inputs;  // NOLINT
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -52,46 +55,6 @@ using Inputs = std::vector<Tensor>;
     return ::testing::AssertionFailure() << "nothing was checked";
   }
   return ::testing::AssertionSuccess();
-}
-
-Tensor normal(const Shape& shape, std::uint64_t seed, double scale = 1.0) {
-  Generator gen(seed);
-  Tensor t = randn(shape, gen);
-  for (double& x : t.mutable_values()) x *= scale;
-  return t.requires_grad_();
-}
-
-Tensor in_range(const Shape& shape, std::uint64_t seed, double low, double high) {
-  Generator gen(seed);
-  return uniform(shape, low, high, gen).requires_grad_();
-}
-
-// Uniform in [low, high) and at least `gap` away from every kink.
-Tensor away_from(const Shape& shape, std::uint64_t seed, const std::vector<double>& kinks,
-                 double low, double high, double gap = 0.1) {
-  Generator gen(seed);
-  std::vector<double> v(shape.numel());
-  for (double& x : v) {
-    bool near = true;
-    while (near) {
-      x = low + (high - low) * gen.uniform();
-      near = false;
-      for (double k : kinks) near = near || std::abs(x - k) < gap;
-    }
-  }
-  return from_values(std::move(v), shape).requires_grad_();
-}
-
-// Pairwise >= 0.2 apart, shuffled: max never meets a tie, even after a +-eps nudge.
-Tensor distinct(const Shape& shape, std::uint64_t seed) {
-  Generator gen(seed);
-  const std::size_t n = shape.numel();
-  std::vector<double> v(n);
-  for (std::size_t k = 0; k < n; ++k) {
-    v[k] = 0.25 * (static_cast<double>(k) - static_cast<double>(n) / 2.0) + 0.05 * gen.uniform();
-  }
-  for (std::size_t i = n; i > 1; --i) std::swap(v[i - 1], v[gen.below(i)]);
-  return from_values(std::move(v), shape).requires_grad_();
 }
 
 // A probability distribution along the last axis (soft targets).
