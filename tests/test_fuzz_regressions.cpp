@@ -88,7 +88,7 @@ class TempDir {
 
   fs::path file(const std::string& name) const { return path_ / name; }
   fs::path write(const std::string& name, const Bytes& bytes) const {
-    const fs::path path = file(name);
+    fs::path path = file(name);
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()),
               static_cast<std::streamsize>(bytes.size()));

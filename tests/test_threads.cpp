@@ -148,6 +148,7 @@ TEST(Threads, FourThreadsWithTheSameSeedAgreeBitForBit) {
   const TrainingRun reference = train(Task::regress_with_adam, 7, 100);
   std::vector<TrainingRun> runs(4);
   std::vector<std::function<void()>> bodies;
+  bodies.reserve(runs.size());
   for (TrainingRun& run : runs)
     bodies.emplace_back([&run] { run = train(Task::regress_with_adam, 7, 100); });
   run_concurrently(bodies);
@@ -298,6 +299,7 @@ TEST(Threads, ConcurrentInferenceOnASharedModel) {
   Generator gen(3);
   const auto model = nn::MLP({6, 12, 2}, nn::Activation::sigmoid, gen);
   std::vector<Tensor> inputs;
+  inputs.reserve(4);
   for (int i = 0; i < 4; ++i) inputs.push_back(randn(Shape{8, 6}, gen));
 
   auto evaluate = [&](const Tensor& x) {
@@ -316,6 +318,7 @@ TEST(Threads, ConcurrentInferenceOnASharedModel) {
   };
 
   std::vector<std::vector<std::uint64_t>> sequential;
+  sequential.reserve(inputs.size());
   for (const Tensor& x : inputs) sequential.push_back(evaluate(x));
   std::vector<std::vector<std::uint64_t>> concurrent(inputs.size());
   std::vector<std::function<void()>> bodies;
