@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "tapegrad/core/autograd.hpp"
 #include "tapegrad/core/random.hpp"
 #include "tapegrad/core/tape.hpp"
@@ -356,8 +358,12 @@ double CrossEntropyValue(const std::vector<double>& p, const std::vector<std::in
 // =============================================================================================
 // (a) sigmoid + binary cross-entropy: dL/dw = (p - y) x, dL/db = p - y.
 
-TEST(SeedClosedForm, SigmoidBinaryCrossEntropySingleSample) {
-  Generator gen(0xA001);
+// The binary cross-entropy of a sigmoid neuron, from its probability (composed) or its logit
+// (fused): both must give dL/dw = (p - y) x and dL/db = p - y.
+using NeuronLoss = std::function<Tensor(const NeuronTape&, const Tensor& target, Reduction)>;
+
+void CheckBceSingleSample(std::uint64_t seed, const NeuronLoss& loss_of) {
+  Generator gen(seed);
   for (int draw = 0; draw < kDraws; ++draw) {
     SCOPED_TRACE(::testing::Message() << "draw " << draw);
     const NeuronDraw s = DrawNeuron(gen, 1, draw % 2 == 0);
@@ -365,8 +371,8 @@ TEST(SeedClosedForm, SigmoidBinaryCrossEntropySingleSample) {
     const bool rank0 = (draw / 2) % 2 == 0;
     Tape tape;
     const NeuronTape t = RecordNeuron(s, rank0);
-    const Tensor loss = nn::binary_cross_entropy(t.p, NeuronTargets(s, rank0),
-                                                 rank0 ? Reduction::sum : Reduction::mean);
+    const Tensor loss =
+        loss_of(t, NeuronTargets(s, rank0), rank0 ? Reduction::sum : Reduction::mean);
     const double p = s.p[0], y = s.y[0];
     EXPECT_TRUE(Close(loss.item(), BceValue(p, y)));
     loss.backward();
@@ -377,14 +383,14 @@ TEST(SeedClosedForm, SigmoidBinaryCrossEntropySingleSample) {
   }
 }
 
-TEST(SeedClosedForm, SigmoidBinaryCrossEntropyBatchMean) {
-  Generator gen(0xA002);
+void CheckBceBatchMean(std::uint64_t seed, const NeuronLoss& loss_of) {
+  Generator gen(seed);
   for (int draw = 0; draw < kDraws; ++draw) {
     SCOPED_TRACE(::testing::Message() << "draw " << draw);
     const NeuronDraw s = DrawNeuron(gen, DrawDim(gen, 2, 16), draw % 2 == 0);
     Tape tape;
     const NeuronTape t = RecordNeuron(s, false);
-    const Tensor loss = nn::binary_cross_entropy(t.p, NeuronTargets(s, false));
+    const Tensor loss = loss_of(t, NeuronTargets(s, false), Reduction::mean);
     const double inv_n = 1.0 / static_cast<double>(s.n);
     double value = 0.0;
     std::vector<double> r(s.p.size());
@@ -396,6 +402,21 @@ TEST(SeedClosedForm, SigmoidBinaryCrossEntropyBatchMean) {
     loss.backward();
     ExpectNeuronGrads(t, ChainThroughNeuron(s, r));
   }
+}
+
+Tensor ComposedBce(const NeuronTape& t, const Tensor& target, Reduction r) {
+  return nn::binary_cross_entropy(t.p, target, r);
+}
+Tensor FusedBce(const NeuronTape& t, const Tensor& target, Reduction r) {
+  return nn::bce_with_logits(t.z, target, r);
+}
+
+TEST(SeedClosedForm, SigmoidBinaryCrossEntropySingleSample) {
+  CheckBceSingleSample(0xA001, ComposedBce);
+}
+
+TEST(SeedClosedForm, SigmoidBinaryCrossEntropyBatchMean) {
+  CheckBceBatchMean(0xA002, ComposedBce);
 }
 
 TEST(SeedClosedForm, SigmoidBinaryCrossEntropyBatchSum) {
@@ -673,44 +694,11 @@ TEST(SeedClosedForm, SoftmaxCrossEntropySoftTargetsBatchSum) {
 // (d) The fused losses, from logits, give the same closed forms.
 
 TEST(SeedClosedForm, BceWithLogitsSingleSample) {
-  Generator gen(0xD001);
-  for (int draw = 0; draw < kDraws; ++draw) {
-    SCOPED_TRACE(::testing::Message() << "draw " << draw);
-    const NeuronDraw s = DrawNeuron(gen, 1, draw % 2 == 0);
-    const bool rank0 = (draw / 2) % 2 == 0;
-    Tape tape;
-    const NeuronTape t = RecordNeuron(s, rank0);
-    const Tensor loss =
-        nn::bce_with_logits(t.z, NeuronTargets(s, rank0), rank0 ? Reduction::sum : Reduction::mean);
-    const double p = s.p[0], y = s.y[0];
-    EXPECT_TRUE(Close(loss.item(), BceValue(p, y)));
-    loss.backward();
-    std::vector<double> dw(s.x.size());
-    for (std::size_t j = 0; j < dw.size(); ++j) dw[j] = (p - y) * s.x[j];
-    EXPECT_TRUE(GradIs(t.w, dw)) << "dL/dw = (p - y) x";
-    EXPECT_TRUE(GradIs(t.b, {p - y})) << "dL/db = p - y";
-  }
+  CheckBceSingleSample(0xD001, FusedBce);
 }
 
 TEST(SeedClosedForm, BceWithLogitsBatchMean) {
-  Generator gen(0xD002);
-  for (int draw = 0; draw < kDraws; ++draw) {
-    SCOPED_TRACE(::testing::Message() << "draw " << draw);
-    const NeuronDraw s = DrawNeuron(gen, DrawDim(gen, 2, 16), draw % 2 == 0);
-    Tape tape;
-    const NeuronTape t = RecordNeuron(s, false);
-    const Tensor loss = nn::bce_with_logits(t.z, NeuronTargets(s, false));
-    const double inv_n = 1.0 / static_cast<double>(s.n);
-    double value = 0.0;
-    std::vector<double> r(s.p.size());
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      value += inv_n * BceValue(s.p[i], s.y[i]);
-      r[i] = inv_n * (s.p[i] - s.y[i]);
-    }
-    EXPECT_TRUE(Close(loss.item(), value));
-    loss.backward();
-    ExpectNeuronGrads(t, ChainThroughNeuron(s, r));
-  }
+  CheckBceBatchMean(0xD002, FusedBce);
 }
 
 TEST(SeedClosedForm, CrossEntropyWithLogitsSingleSample) {
