@@ -93,19 +93,20 @@ Tensor extreme_weights(const Tensor& x, const Tensor& y, const kernels::AxisSpli
 }
 
 // n - correction, checked: a ValueError when it leaves no degrees of freedom.
-double degrees_of_freedom(std::string_view op, const Shape& shape, const kernels::AxisSplit& s,
-                          double correction) {
+// `line` says what holds the n elements ("axis 1", "the tensor"), for the message.
+double degrees_of_freedom(std::string_view op, const Shape& shape, std::string_view line,
+                          std::size_t n, double correction) {
   if (!std::isfinite(correction)) {
-    throw ValueError(fmt::format("{}: correction must be finite, got {} (shape {}, axis {})", op,
-                                 correction, shape, s.axis));
+    throw ValueError(fmt::format("{}: correction must be finite, got {} ({} of shape {})", op,
+                                 correction, line, shape));
   }
-  const double dof = static_cast<double>(s.n) - correction;
+  const double dof = static_cast<double>(n) - correction;
   if (!(dof > 0.0)) {
     throw ValueError(fmt::format(
-        "{}: correction {} leaves no degrees of freedom: axis {} holds {} elements and n - "
-        "correction = {} (shape {}); PyTorch returns inf or NaN here. Use correction = 0 for the "
-        "population variance of a single sample",
-        op, correction, s.axis, s.n, dof, shape));
+        "{}: correction {} leaves no degrees of freedom: {} holds {} elements, n - correction = "
+        "{} (shape {}); PyTorch returns inf or NaN here. Use correction = 0 for the spread of a "
+        "single sample",
+        op, correction, line, n, dof, shape));
   }
   return dof;
 }
@@ -281,7 +282,8 @@ Tensor var(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
            std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "var");
   kernels::require_nonempty_axis(x.shape(), s, "var");
-  const double dof = degrees_of_freedom("var", x.shape(), s, correction);
+  const double dof =
+      degrees_of_freedom("var", x.shape(), fmt::format("axis {}", s.axis), s.n, correction);
   const std::size_t a = s.axis;
   return record(
       {"var", "dx = broadcast(g) * 2 (x - mean(x)) / (n - correction)"},
@@ -297,6 +299,7 @@ Tensor var(const Tensor& x, VarOptions options, std::source_location where) {
     throw ShapeError(
         fmt::format("var: cannot take the variance of an empty tensor (shape {})", x.shape()));
   }
+  degrees_of_freedom("var", x.shape(), "the tensor", x.numel(), options.correction);
   return var(reshape(x, {-1}, where), 0, options.correction, false, where);
 }
 
@@ -304,7 +307,8 @@ Tensor std_dev(const Tensor& x, std::int64_t axis, double correction, bool keepd
                std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "std_dev");
   kernels::require_nonempty_axis(x.shape(), s, "std_dev");
-  const double dof = degrees_of_freedom("std_dev", x.shape(), s, correction);
+  const double dof =
+      degrees_of_freedom("std_dev", x.shape(), fmt::format("axis {}", s.axis), s.n, correction);
   std::vector<double> y = line_variance(x, s, dof);
   for (double& v : y) v = std::sqrt(v);
   const std::size_t a = s.axis;
@@ -327,6 +331,7 @@ Tensor std_dev(const Tensor& x, VarOptions options, std::source_location where) 
     throw ShapeError(fmt::format(
         "std_dev: cannot take the standard deviation of an empty tensor (shape {})", x.shape()));
   }
+  degrees_of_freedom("std_dev", x.shape(), "the tensor", x.numel(), options.correction);
   return std_dev(reshape(x, {-1}, where), 0, options.correction, false, where);
 }
 
