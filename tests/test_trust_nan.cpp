@@ -242,6 +242,13 @@ TEST(TorchParity, CrossEntropyWithLogitsWithMaskedAndInfiniteLogits) {
              {masked_rows(), one_hot(index, 4)}, [](Span t) {
                return Outputs{nn::cross_entropy_with_logits(t[0], t[1], nn::Reduction::none)};
              });
+  // ... and PyTorch's own gradient with one-hot targets (its value is the NaN) is ours.
+  oracle.add("PyTorch's one-hot gradient",
+             "torch.autograd.grad(F.cross_entropy(x0, x1, reduction='sum'), x0)[0]",
+             {masked_rows(), one_hot(index, 4)}, [](Span t) {
+               return Outputs{
+                   grad(nn::cross_entropy_with_logits(t[0], t[1], nn::Reduction::sum), {t[0]})[0]};
+             });
   // Soft targets, zero on the masked classes: -sum_c t_c log_softmax_c with 0 * -inf taken as 0.
   const Tensor soft = constant({0.1, 0.2, 0.3,  0.4,  // finite
                                 0.5, 0.0, 0.25, 0.25, 0.0, 1.0, 0.0,  0.0,  0.25, 0.25, 0.25, 0.25,
@@ -259,7 +266,7 @@ TEST(TorchParity, CrossEntropyWithLogitsWithMaskedAndInfiniteLogits) {
   const auto r = oracle.run(1e-12);
   if (r.skipped) GTEST_SKIP() << r.report;
   EXPECT_TRUE(r.passed) << r.report;
-  EXPECT_EQ(r.cases, 7u);
+  EXPECT_EQ(r.cases, 8u);
   fmt::print(
       "TorchParity.CrossEntropyWithLogitsWithMaskedAndInfiniteLogits: {} cases, worst "
       "error {:.3g}\n",
