@@ -7,6 +7,7 @@
 //   Misuse                every error, typed, naming the op and the shapes.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
@@ -646,6 +647,55 @@ TEST(OpsShapeClosedForm, MultiOutputOpsRecordOneNarrowPerPiece) {
   EXPECT_EQ(tape.node(tape.size() - 1).op, "cat");
   EXPECT_EQ(tape.node(tape.size() - 1).inputs.size(), 3u);
   EXPECT_EQ(values_of(joined), (std::vector<double>{4, 0, 1, 2, 3}));
+}
+
+// docs/derivations.md, "cat: its gradient splits": for L = sum(W * cat(a, b, axis 1)) the
+// gradient of each input is the block of W over that input's columns, and nothing else.
+TEST(OpsShapeClosedForm, CatGradientSplits) {
+  for (std::uint64_t seed = 0; seed < 100; ++seed) {
+    Tape tape;
+    Generator gen(500 + seed);
+    const auto na = static_cast<std::int64_t>(1 + gen.below(3));
+    const auto nb = static_cast<std::int64_t>(1 + gen.below(3));
+    const Tensor a = normal({2, na}, 600 + seed);
+    const Tensor b = normal({2, nb}, 700 + seed);
+    const Tensor w = normal({2, na + nb}, 800 + seed).detach();
+    sum(w * cat({a, b}, 1)).backward();
+    for (std::int64_t i = 0; i < 2; ++i) {
+      for (std::int64_t j = 0; j < na + nb; ++j) {
+        const double got = j < na ? a.grad().at({i, j}) : b.grad().at({i, j - na});
+        ASSERT_EQ(got, w.at({i, j})) << "seed " << seed << " at (" << i << ", " << j << ")";
+      }
+    }
+  }
+}
+
+// docs/teaching.md, "Components of a vector: select" (examples/vector_derivation.cpp): the
+// hand-derived gradient of f(x) = x0 e^(x1) + x2^2 tanh(x0) passes check_gradient, and the slip
+// that forgets tanh's factor fails on exactly that component.
+TEST(OpsShapeClosedForm, VectorDerivationThroughSelect) {
+  const auto f = [](const Inputs& in) {
+    return select(in[0], 0, 0) * exp(select(in[0], 0, 1)) +
+           square(select(in[0], 0, 2)) * tanh(select(in[0], 0, 0));
+  };
+  const auto by_hand = [](bool slip) {
+    return [slip](const Inputs& in) {
+      const double x0 = in[0].at({0}), x1 = in[0].at({1}), x2 = in[0].at({2});
+      const double t = std::tanh(x0);
+      const double chain = slip ? 1.0 : 1.0 - t * t;
+      return Inputs{tensor({std::exp(x1) + x2 * x2 * chain, x0 * std::exp(x1), 2.0 * x2 * t})};
+    };
+  };
+  for (std::uint64_t seed = 0; seed < 20; ++seed) {
+    const Inputs x = {normal({3}, 900 + seed)};
+    const CheckGradientResult right = check_gradient(f, by_hand(false), x, {.print = false});
+    EXPECT_TRUE(right.passed) << right.table;
+    EXPECT_EQ(right.elements_checked, 3u);
+    const CheckGradientResult slip = check_gradient(f, by_hand(true), x, {.print = false});
+    EXPECT_FALSE(slip.passed) << slip.table;
+    EXPECT_EQ(slip.elements_failed, 1u) << slip.table;
+    EXPECT_EQ(slip.index, (std::vector<std::int64_t>{0})) << slip.table;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
