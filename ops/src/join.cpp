@@ -68,15 +68,17 @@ Tensor cat(const std::vector<Tensor>& tensors, std::int64_t axis, std::source_lo
   std::size_t total = 0;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const Shape& shape = tensors[i].shape();
-    bool same = shape.rank() == first.rank();
-    for (std::size_t d = 0; same && d < first.rank(); ++d) {
-      same = d == s.axis || shape[d] == first[d];
+    if (shape.rank() != first.rank()) {
+      throw ShapeError(fmt::format("cat: tensor {} has {} dimensions, tensor 0 has {} ({} vs {})",
+                                   i, shape.rank(), first.rank(), shape, first));
     }
-    if (!same) {
-      throw ShapeError(fmt::format(
-          "cat: tensor {} does not match tensor 0 outside axis {}; all sizes but that axis's "
-          "must be equal ({} vs {})",
-          i, s.axis, shape, first));
+    for (std::size_t d = 0; d < first.rank(); ++d) {
+      if (d != s.axis && shape[d] != first[d]) {
+        throw ShapeError(fmt::format(
+            "cat: tensor {} differs from tensor 0 in axis {}, not the joined axis {} ({} vs {}); "
+            "every size but the joined axis's must be equal",
+            i, d, s.axis, shape, first));
+      }
     }
     sizes[i] = static_cast<std::size_t>(shape[s.axis]);
     total += sizes[i];

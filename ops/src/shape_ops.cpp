@@ -238,9 +238,11 @@ Tensor expand(const Tensor& x, std::vector<std::int64_t> shape, std::source_loca
     if (shape[i] == -1 && i >= lead) shape[i] = x.shape()[i - lead];
     if (shape[i] < 0) {
       throw ShapeError(fmt::format(
-          "expand: size {} at position {} is not allowed ({} vs [{}]); -1 keeps a size only "
-          "where the tensor has an axis (not in a new leading one)",
-          shape[i], i, x.shape(), fmt::join(shape, ", ")));
+          "expand: size {} at position {} is not allowed ({} vs [{}]); {}", shape[i], i, x.shape(),
+          fmt::join(shape, ", "),
+          shape[i] == -1 ? "-1 keeps a size only where the tensor has an axis, not in a new "
+                           "leading one"
+                         : "sizes are >= 0, or -1 to keep the tensor's"));
     }
   }
   Shape target(std::move(shape));
@@ -296,8 +298,8 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "slice");
   if (step <= 0) {
     throw ValueError(
-        fmt::format("slice: step must be at least 1, got {} (axis {} of shape {}); reverse with a "
-                    "permutation of indices instead",
+        fmt::format("slice: step must be at least 1, got {} (axis {} of shape {}); negative "
+                    "steps are not supported, as in PyTorch",
                     step, s.axis, x.shape()));
   }
   // Python's rules: negative bounds count from the end, then both clamp to [0, n].
