@@ -311,8 +311,7 @@ TEST(SecondOrderGradCheck, JoinOps) {
 // ---------------------------------------------------------------------------------------------
 // TorchParity
 
-TEST(TorchParity, ShapeOps) {
-  TorchOracle oracle;
+void add_shape_cases(TorchOracle& oracle) {
   const Tensor x4 = normal({2, 1, 3, 1}, 300);
   oracle.add("squeeze all", "x0.squeeze()", {x4}, [](Span x) { return Outputs{squeeze(x[0])}; });
   for (std::int64_t a : every_axis(4)) {
@@ -366,15 +365,9 @@ TEST(TorchParity, ShapeOps) {
   oracle.add("expand scalar", "x0.expand(2, 3)", {s}, [](Span x) {
     return Outputs{expand(x[0], {2, 3})};
   });
-  const auto r = oracle.run(1e-12);
-  if (r.skipped) GTEST_SKIP() << r.report;
-  EXPECT_TRUE(r.passed) << r.report;
-  EXPECT_EQ(r.cases, oracle.size());
-  fmt::print("TorchParity.ShapeOps: {} cases, worst error {:.3g}\n", r.cases, r.worst_error);
 }
 
-TEST(TorchParity, SelectOps) {
-  TorchOracle oracle;
+void add_select_cases(TorchOracle& oracle) {
   const Tensor x = normal({3, 4, 5}, 310);
   struct Range {
     std::int64_t start, stop, step;
@@ -410,15 +403,9 @@ TEST(TorchParity, SelectOps) {
              {normal({3, 3}, 312)}, [](Span in) {
                return Outputs{slice_backward(in[0], Shape{3, 7}, 1, 1, 7, 2)};
              });
-  const auto r = oracle.run(1e-12);
-  if (r.skipped) GTEST_SKIP() << r.report;
-  EXPECT_TRUE(r.passed) << r.report;
-  EXPECT_EQ(r.cases, oracle.size());
-  fmt::print("TorchParity.SelectOps: {} cases, worst error {:.3g}\n", r.cases, r.worst_error);
 }
 
-TEST(TorchParity, JoinOps) {
-  TorchOracle oracle;
+void add_join_cases(TorchOracle& oracle) {
   std::uint64_t seed = 320;
   for (std::int64_t a : every_axis(3)) {
     const auto axis = static_cast<std::size_t>((a + 3) % 3);
@@ -479,11 +466,26 @@ TEST(TorchParity, JoinOps) {
                const std::vector<Tensor> p = chunk(in[0], 3, 1);
                return Outputs{cat({p[2], p[1], p[0]}, 1) * in[1]};
              });
+}
+
+// One PyTorch run for every named case (a Python start with torch costs ~10-20 s on a loaded
+// machine): shape, select and join ops, split and chunk as multi-output cases.
+TEST(TorchParity, ShapeSelectJoinOps) {
+  TorchOracle oracle;
+  add_shape_cases(oracle);
+  const std::size_t shape_cases = oracle.size();
+  add_select_cases(oracle);
+  const std::size_t select_cases = oracle.size() - shape_cases;
+  add_join_cases(oracle);
+  const std::size_t join_cases = oracle.size() - shape_cases - select_cases;
   const auto r = oracle.run(1e-12);
   if (r.skipped) GTEST_SKIP() << r.report;
   EXPECT_TRUE(r.passed) << r.report;
   EXPECT_EQ(r.cases, oracle.size());
-  fmt::print("TorchParity.JoinOps: {} cases, worst error {:.3g}\n", r.cases, r.worst_error);
+  fmt::print(
+      "TorchParity.ShapeSelectJoinOps: {} cases ({} shape, {} select, {} join), worst "
+      "error {:.3g}\n",
+      r.cases, shape_cases, select_cases, join_cases, r.worst_error);
 }
 
 // Seeded random chains of three ops of this file, each stated in tapegrad and in torch, with a
