@@ -4,9 +4,9 @@
 //
 // Names, argument order and edge cases follow PyTorch. Every `axis` may be negative (-1 is the
 // last); an axis out of range is an AxisError. Where PyTorch lets a scalar (shape []) take axis 0
-// or -1 (squeeze, flatten), so does tapegrad. Every op returns a new contiguous tensor (no views),
-// except that an op which would change nothing (squeeze of no size-1 axis, expand to the same
-// shape) returns x itself, as reshape does.
+// or -1 (squeeze, flatten), so does tapegrad. Every op returns a new contiguous tensor (no
+// views), except that an op which would change nothing (squeeze of no size-1 axis, flatten of a
+// single axis, expand to x's own shape) returns x itself and records nothing, as reshape does.
 #include <cstdint>
 #include <limits>
 #include <vector>
