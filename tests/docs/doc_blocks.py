@@ -38,6 +38,7 @@ Usage:
   doc_blocks.py check --bin-dir DIR  run the programs and diff every output block (exit 1 on drift)
   doc_blocks.py update --bin-dir DIR rewrite every output block with what the program prints
   doc_blocks.py selftest --bin-dir DIR   proves check fails on a stale block and update fixes it
+  doc_blocks.py test-names --tests-binary BIN   every `Suite.Name` a doc cites exists
 Options: --source DIR (the repository; default: two levels above this file), --docs FILE... (only
 these files).
 """
@@ -352,6 +353,35 @@ def update(source, only, bin_dirs):
     return 0
 
 
+TEST_NAME = re.compile(r"`([A-Z][A-Za-z0-9]*)\.([A-Z][A-Za-z0-9_]*|\*)`")
+
+
+def check_test_names(source, only, tests_binary):
+    """Every `Suite.Name` (or `Suite.*`) a doc cites, for a suite the test binary has, exists."""
+    listing = subprocess.run([tests_binary, "--gtest_list_tests"], text=True, check=True,
+                             stdout=subprocess.PIPE).stdout
+    suites, suite = {}, None
+    for line in listing.split("\n"):
+        if line and not line.startswith(" "):
+            suite = line.split(".")[0]
+            suites.setdefault(suite, set())
+        elif line.strip() and suite:
+            suites[suite].add(line.split()[0])
+    missing, cited = [], 0
+    for path in doc_files(source, only):
+        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+            for suite, name in TEST_NAME.findall(line):
+                if suite not in suites:
+                    continue  # not a test suite (Suite-like prose); a renamed suite is caught by *
+                cited += 1
+                if name != "*" and name not in suites[suite]:
+                    missing.append(f"{path}:{number}: cites {suite}.{name}, which "
+                                   f"{tests_binary} does not have")
+    print("\n".join(missing) if missing else
+          f"doc_blocks: all {cited} test names the docs cite exist")
+    return 1 if missing else 0
+
+
 def selftest(bin_dirs):
     """check must fail on a stale block (and say where), update must fix it, and a bare block and
     a missing program must be errors."""
@@ -388,7 +418,8 @@ def selftest(bin_dirs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=["extract", "check", "update", "selftest"])
+    parser.add_argument("mode", choices=["extract", "check", "update", "selftest", "test-names"])
+    parser.add_argument("--tests-binary", help="test-names: the GoogleTest binary")
     parser.add_argument("out", nargs="?", help="extract: the .cpp file to write")
     parser.add_argument("--source", default=str(HERE.parent.parent))
     parser.add_argument("--bin-dir", action="append", default=[])
@@ -401,6 +432,10 @@ def main():
                 parser.error("extract needs the output file")
             extract(source, args.docs, args.out)
             return 0
+        if args.mode == "test-names":
+            if not args.tests_binary:
+                parser.error("test-names needs --tests-binary (e.g. build/tests/tapegrad_tests)")
+            return check_test_names(source, args.docs, args.tests_binary)
         if not args.bin_dir:
             parser.error(f"{args.mode} needs --bin-dir (e.g. build/examples)")
         if args.mode == "check":
