@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -152,8 +153,10 @@ std::vector<std::string> validate(Options& options, const std::string& hidden) {
     if (extension != ".png") problem("--plot", options.plot, "the plot is a PNG: name it *.png");
   }
   const auto same = [](const std::string& a, const std::string& b) {
+    std::error_code ignored;
     return !a.empty() && !b.empty() &&
-           fs::absolute(a).lexically_normal() == fs::absolute(b).lexically_normal();
+           fs::absolute(a, ignored).lexically_normal() ==
+               fs::absolute(b, ignored).lexically_normal();
   };
   if (same(options.save, options.metrics)) problem("--save", options.save, "is also --metrics");
   if (same(options.save, options.plot)) problem("--save", options.save, "is also --plot");
@@ -258,6 +261,11 @@ int evaluate_saved(const Options& options) {
   auto model = make_model(hidden, generator);
   io::NamedTensors parameters = model->named_parameters();
   io::load_into(options.load, parameters);
+  if (options.dry_run) {
+    fmt::print("--dry-run: {} loads into 784-{}-10; stopping before the evaluation\n", options.load,
+               fmt::join(hidden, "-"));
+    return 0;
+  }
   const io::Dataset test = io::load_fashion_mnist(options.data_dir, io::Split::Test,
                                                   io::kFashionMnistMean, io::kFashionMnistStd);
   const Evaluation result = evaluate(*model, test, loss);

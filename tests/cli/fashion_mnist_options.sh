@@ -72,6 +72,21 @@ if [ -d "$data_dir" ]; then
   else
     echo "ok (exit 0): --dry-run with good options -> $(tail -n 1 <<<"$output")"
   fi
+
+  # The paths that passed the checks are then really written, and --load --dry-run reads them back.
+  count=$((count + 1))
+  output=$(timeout 120 "$program" --data-dir "$data_dir" --epochs 1 --train-limit 64 \
+    --hidden 16 --metrics m.csv --plot m.png --save m.safetensors 2>&1 &&
+    timeout 60 "$program" --data-dir "$data_dir" --load m.safetensors --dry-run 2>&1)
+  status=$?
+  if [ "$status" -ne 0 ] || [ ! -s m.safetensors ] || [ ! -s m.csv ] ||
+    ! grep -q 'm.safetensors loads into 784-16-10' <<<"$output"; then
+    echo "FAILED: a short run with --save/--metrics/--plot, then --load --dry-run (exit $status)"
+    echo "$output" | sed 's/^/    /'
+    failures=$((failures + 1))
+  else
+    echo "ok (exit 0): a short run writes $(ls m.* | tr '\n' ' ')and --load --dry-run reads it"
+  fi
 fi
 
 if [ "$failures" -ne 0 ]; then
