@@ -5,12 +5,21 @@
 //   fashion_mnist --save model.safetensors --metrics ce.csv --plot ce.png
 //   fashion_mnist --load model.safetensors
 //   fashion_mnist --loss mse --metrics mse.csv     (softmax + MSE: the seed's claim on real data)
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <sstream>
 #include <tapegrad/io/dataset.hpp>
 #include <tapegrad/io/safetensors.hpp>
@@ -34,17 +43,127 @@ struct Options {
   std::uint64_t seed = 42;
   std::size_t train_limit = 0;  // 0: all 60000 training images
   std::string save, load, metrics, plot;
+  bool dry_run = false;
 };
 
 std::string join_sizes(const std::vector<std::int64_t>& sizes) {
   return fmt::format("{}", fmt::join(sizes, ","));
 }
 
-std::vector<std::int64_t> parse_sizes(const std::string& text) {
-  std::vector<std::int64_t> sizes;
+// "256,128" -> {256, 128}; anything else (an empty list or part, a sign, a letter, 0, a size
+// beyond 2^20) is an error message.
+std::optional<std::string> parse_sizes(const std::string& text, std::vector<std::int64_t>& sizes) {
+  sizes.clear();
   std::stringstream stream(text);
-  for (std::string part; std::getline(stream, part, ',');) sizes.push_back(std::stoll(part));
-  return sizes;
+  for (std::string part; std::getline(stream, part, ',');) {
+    const bool digits = !part.empty() && part.size() <= 7 &&
+                        part.find_first_not_of("0123456789") == std::string::npos;
+    const std::int64_t size = digits ? std::stoll(part) : 0;
+    if (size < 1 || size > (1 << 20)) {
+      return fmt::format("'{}' is not a layer size (a positive integer up to 1048576)", part);
+    }
+    sizes.push_back(size);
+  }
+  if (sizes.empty() || text.ends_with(',')) {
+    return "give the hidden layer sizes, comma separated (e.g. 256,128)";
+  }
+  return std::nullopt;
+}
+
+// Validators that say what they expect (CLI11's PositiveNumber prints the whole double range, and
+// an unsigned option would silently wrap "-1" around).
+CLI::Validator whole_number(std::int64_t low, std::int64_t high) {
+  return {[low, high](std::string& text) -> std::string {
+            std::int64_t value = 0;
+            const char* end = text.data() + text.size();
+            const auto [last, error] = std::from_chars(text.data(), end, value);
+            const bool whole =
+                !text.empty() && text[0] != '-' && error == std::errc() && last == end;
+            if (whole && value >= low && value <= high) return {};
+            return fmt::format("'{}' is not a whole number from {} to {}", text, low, high);
+          },
+          fmt::format("INT in [{}, {}]", low, high)};
+}
+
+CLI::Validator positive_finite() {
+  return {[](std::string& text) -> std::string {
+            char* end = nullptr;
+            const double value = std::strtod(text.c_str(), &end);
+            if (!text.empty() && *end == '\0' && std::isfinite(value) && value > 0) return {};
+            return fmt::format("'{}' is not a positive finite number", text);
+          },
+          "POSITIVE"};
+}
+
+// Why `path` cannot be written, or nothing if it can. It is tried for real: an existing file is
+// opened for writing (not truncated), a missing one is created and removed again, so a missing
+// directory, a permission or a read-only file system shows up now, not after training.
+std::optional<std::string> unwritable(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const fs::path file(path);
+  if (fs::is_directory(file, error)) return "it is a directory";
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  if (!fs::exists(dir, error)) return fmt::format("the directory {} does not exist", dir.string());
+  if (!fs::is_directory(dir, error)) return fmt::format("{} is not a directory", dir.string());
+  const bool existed = fs::exists(file, error);
+  const int fd = ::open(path.c_str(), existed ? O_WRONLY : O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return fmt::format("cannot write it ({})", std::strerror(errno));
+  ::close(fd);
+  if (!existed) fs::remove(file, error);
+  return std::nullopt;
+}
+
+// Every check on the options, run before any data is read or any file is written: one message
+// per problem. A new option adds its check here.
+std::vector<std::string> validate(Options& options, const std::string& hidden) {
+  std::vector<std::string> problems;
+  const auto problem = [&](const std::string& option, const std::string& value,
+                           const std::string& what) {
+    problems.push_back(fmt::format("{} {}: {}", option, value, what));
+  };
+  if (auto bad = parse_sizes(hidden, options.hidden)) problem("--hidden", hidden, *bad);
+  namespace fs = std::filesystem;
+  std::error_code error;
+  if (!fs::is_directory(options.data_dir, error)) {
+    problem("--data-dir", options.data_dir,
+            fs::exists(options.data_dir, error)
+                ? "not a directory"
+                : "no such directory (Debian: apt-get install dataset-fashion-mnist)");
+  }
+  if (!options.load.empty()) {
+    std::ifstream file(options.load, std::ios::binary);
+    if (fs::is_directory(options.load, error) || !file) {
+      problem("--load", options.load,
+              fs::exists(options.load, error) ? "cannot be read" : "no such file");
+    }
+  }
+  for (const auto& [option, path] :
+       {std::pair{"--save", options.save}, std::pair{"--metrics", options.metrics},
+        std::pair{"--plot", options.plot}}) {
+    if (path.empty()) continue;
+    if (auto bad = unwritable(path)) problem(option, path, *bad);
+  }
+  if (!options.plot.empty()) {
+    if (options.metrics.empty()) {
+      problem("--plot", options.plot, "needs --metrics PATH.csv (the plot is drawn from it)");
+    }
+    std::string extension = fs::path(options.plot).extension().string();
+    for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (extension != ".png") problem("--plot", options.plot, "the plot is a PNG: name it *.png");
+  }
+  const auto same = [](const std::string& a, const std::string& b) {
+    std::error_code ignored;
+    return !a.empty() && !b.empty() &&
+           fs::absolute(a, ignored).lexically_normal() ==
+               fs::absolute(b, ignored).lexically_normal();
+  };
+  if (same(options.save, options.metrics)) problem("--save", options.save, "is also --metrics");
+  if (same(options.save, options.plot)) problem("--save", options.save, "is also --plot");
+  if (same(options.metrics, options.plot)) {
+    problem("--metrics", options.metrics, "is also --plot");
+  }
+  return problems;
 }
 
 std::shared_ptr<nn::Sequential> make_model(const std::vector<std::int64_t>& hidden,
@@ -103,8 +222,12 @@ void draw_progress(int epoch, std::size_t done, std::size_t total, double loss,
   std::fflush(stdout);
 }
 
+bool have_gnuplot() {
+  return std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+}
+
 void write_plot(const std::string& csv, const std::string& png, const std::string& title) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+  if (!have_gnuplot()) {
     fmt::print("gnuplot is not installed: apt-get install gnuplot-nox, then run the script {}.gp\n",
                png);
   }
@@ -129,13 +252,20 @@ int evaluate_saved(const Options& options) {
   const io::SafetensorsFile file = io::read_safetensors(options.load);
   std::vector<std::int64_t> hidden = options.hidden;
   if (auto it = file.metadata.find("hidden"); it != file.metadata.end()) {
-    hidden = parse_sizes(it->second);
+    if (auto bad = parse_sizes(it->second, hidden)) {
+      throw std::runtime_error(fmt::format("{}: metadata 'hidden': {}", options.load, *bad));
+    }
   }
   const std::string loss = file.metadata.contains("loss") ? file.metadata.at("loss") : options.loss;
   Generator generator(options.seed);
   auto model = make_model(hidden, generator);
   io::NamedTensors parameters = model->named_parameters();
   io::load_into(options.load, parameters);
+  if (options.dry_run) {
+    fmt::print("--dry-run: {} loads into 784-{}-10; stopping before the evaluation\n", options.load,
+               fmt::join(hidden, "-"));
+    return 0;
+  }
   const io::Dataset test = io::load_fashion_mnist(options.data_dir, io::Split::Test,
                                                   io::kFashionMnistMean, io::kFashionMnistStd);
   const Evaluation result = evaluate(*model, test, loss);
@@ -163,14 +293,18 @@ int train(const Options& options) {
   nn::CosineAnnealingLR schedule(*optimizer, options.epochs, 0.0);
   io::BatchLoader loader(train, options.batch_size, options.seed);
   const bool terminal = isatty(fileno(stdout)) != 0;
+  fmt::print("training 784-{}-10 ({}, {} loss) on {} images, batch {}, {} epochs\n",
+             fmt::join(options.hidden, "-"), options.optimizer, options.loss, train.size(),
+             options.batch_size, options.epochs);
+  if (options.dry_run) {
+    fmt::print("--dry-run: the options and the data are fine; stopping before training\n");
+    return 0;
+  }
   std::ofstream metrics;
   if (!options.metrics.empty()) {
     metrics.open(options.metrics);
     metrics << "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n";
   }
-  fmt::print("training 784-{}-10 ({}, {} loss) on {} images, batch {}, {} epochs\n",
-             fmt::join(options.hidden, "-"), options.optimizer, options.loss, train.size(),
-             options.batch_size, options.epochs);
   const auto run_start = Clock::now();
   Evaluation last_test;
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
@@ -231,14 +365,10 @@ int train(const Options& options) {
          {"test_accuracy", fmt::format("{:.4f}", last_test.accuracy)}});
     fmt::print("saved {}\n", options.save);
   }
-  if (!options.plot.empty()) {
-    if (options.metrics.empty()) {
-      fmt::print("--plot needs --metrics PATH.csv (the plot is drawn from it)\n");
-    } else {
-      write_plot(options.metrics, options.plot,
-                 fmt::format("Fashion-MNIST 784-{}-10, {} loss", fmt::join(options.hidden, "-"),
-                             options.loss));
-    }
+  if (!options.plot.empty()) {  // validate() made sure --metrics was given
+    write_plot(options.metrics, options.plot,
+               fmt::format("Fashion-MNIST 784-{}-10, {} loss", fmt::join(options.hidden, "-"),
+                           options.loss));
   }
   return 0;
 }
@@ -253,13 +383,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--epochs", options.epochs, "passes over the training set")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number(1, 100000));
   app.add_option("--batch-size", options.batch_size, "examples per step")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number(1, 60000));
   app.add_option("--lr", options.lr, "initial learning rate (cosine decay to 0)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_finite());
   app.add_option("--hidden", hidden, "hidden layer sizes, comma separated")->capture_default_str();
   app.add_option("--optimizer", options.optimizer, "adam or sgd (momentum 0.9)")
       ->capture_default_str()
@@ -268,17 +398,41 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"ce", "mse"}));
   app.add_option("--seed", options.seed, "seed for initialisation and shuffling")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(whole_number(0, std::numeric_limits<std::int64_t>::max()));
   app.add_option("--train-limit", options.train_limit,
                  "train on the first N images only (0: all); for quick runs and tests")
-      ->capture_default_str();
-  app.add_option("--save", options.save, "write the trained model (safetensors)");
-  app.add_option("--load", options.load, "evaluate a saved model instead of training");
-  app.add_option("--metrics", options.metrics, "write per-epoch metrics (CSV)");
-  app.add_option("--plot", options.plot, "draw the metrics with gnuplot (PNG; needs --metrics)");
+      ->capture_default_str()
+      ->check(whole_number(0, 60000));
+  auto* save = app.add_option("--save", options.save, "write the trained model (safetensors)");
+  auto* metrics = app.add_option("--metrics", options.metrics, "write per-epoch metrics (CSV)");
+  auto* plot = app.add_option("--plot", options.plot,
+                              "draw the metrics with gnuplot (PNG; needs --metrics)");
+  app.add_option("--load", options.load, "evaluate a saved model instead of training")
+      ->excludes(save)
+      ->excludes(metrics)
+      ->excludes(plot)
+      ->excludes("--epochs")
+      ->excludes("--batch-size")
+      ->excludes("--lr")
+      ->excludes("--optimizer")
+      ->excludes("--train-limit");
+  app.add_flag("--dry-run", options.dry_run,
+               "check the options and load the data, print what would be trained, then stop");
   CLI11_PARSE(app, argc, argv);
+  // Everything is checked before any data is read or any file written: a mistake costs nothing.
+  if (const auto problems = validate(options, hidden); !problems.empty()) {
+    for (const auto& problem : problems) fmt::print(stderr, "fashion_mnist: {}\n", problem);
+    fmt::print(stderr, "Run with --help for the options.\n");
+    return 2;
+  }
+  if (!options.plot.empty() && !have_gnuplot()) {
+    fmt::print(
+        "note: gnuplot is not installed (apt-get install gnuplot-nox): --plot will write "
+        "the script {}.gp instead of the PNG\n",
+        options.plot);
+  }
   try {
-    options.hidden = parse_sizes(hidden);
     return options.load.empty() ? train(options) : evaluate_saved(options);
   } catch (const std::exception& e) {
     fmt::print(stderr, "fashion_mnist: {}\n", e.what());
