@@ -1,6 +1,6 @@
-// Batch norm, dropout and module buffers (issue 14): finite differences first and second order,
-// PyTorch float64 parity (values, gradients and running statistics), dropout's mask statistics
-// and seeding, buffer naming as PyTorch's state_dict, and misuse.
+// Batch norm, dropout and module buffers (issue 14), layer norm (issue 15): finite differences
+// first and second order, PyTorch float64 parity (values, gradients and running statistics),
+// dropout's mask statistics and seeding, buffer naming as PyTorch's state_dict, and misuse.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -196,6 +196,56 @@ TEST(NnModules, DropoutIsSeededAndIdentityInEvaluation) {
   for (double v : all(x).values()) EXPECT_EQ(v, 0.0);
 }
 
+Function layer_norm_of(const std::shared_ptr<nn::LayerNorm>& ln) {
+  return [ln](const std::vector<Tensor>& in) {
+    ln->set_parameter("weight", in[1]);
+    ln->set_parameter("bias", in[2]);
+    return (*ln)(in[0]);
+  };
+}
+
+TEST(NnGradCheck, LayerNormOneAndTwoTrailingDimensions) {
+  auto one = std::make_shared<nn::LayerNorm>(4);
+  const GradcheckResult r1 =
+      gradcheck(layer_norm_of(one), {normal({3, 4}, 51), normal({4}, 52), normal({4}, 53)});
+  EXPECT_TRUE(r1.passed) << r1.report;
+  auto two = std::make_shared<nn::LayerNorm>(std::vector<std::int64_t>{2, 3});
+  const GradcheckResult r2 = gradcheck(
+      layer_norm_of(two), {normal({2, 2, 3}, 54), normal({2, 3}, 55), normal({2, 3}, 56)});
+  EXPECT_TRUE(r2.passed) << r2.report;
+}
+
+TEST(SecondOrderGradCheck, LayerNorm) {
+  auto ln = std::make_shared<nn::LayerNorm>(3);
+  const GradcheckResult r =
+      gradgradcheck(layer_norm_of(ln), {normal({2, 3}, 61), normal({3}, 62), normal({3}, 63)});
+  EXPECT_TRUE(r.passed) << r.report;
+}
+
+TEST(TorchParity, LayerNormValuesAndGradients) {
+  TorchOracle oracle;
+  oracle.add("layer norm [6]", "F.layer_norm(x0, [6], x1, x2, 1e-5)",
+             {normal({4, 6}, 71), normal({6}, 72), normal({6}, 73)}, [](Span x) {
+               nn::LayerNorm ln(6);
+               ln.set_parameter("weight", x[1]);
+               ln.set_parameter("bias", x[2]);
+               return Outputs{ln(x[0])};
+             });
+  oracle.add("layer norm [3, 4]", "F.layer_norm(x0, [3, 4], x1, x2, 1e-5)",
+             {normal({2, 3, 4}, 74), normal({3, 4}, 75), normal({3, 4}, 76)}, [](Span x) {
+               nn::LayerNorm ln(std::vector<std::int64_t>{3, 4});
+               ln.set_parameter("weight", x[1]);
+               ln.set_parameter("bias", x[2]);
+               return Outputs{ln(x[0])};
+             });
+  oracle.add("layer norm no affine, eps 1e-3", "F.layer_norm(x0, [5], None, None, 1e-3)",
+             {normal({2, 3, 5}, 77, 10.0)},
+             [](Span x) { return Outputs{nn::LayerNorm(5, 1e-3, false)(x[0])}; });
+  const auto r = oracle.run(1e-12);
+  if (r.skipped) GTEST_SKIP() << r.report;
+  EXPECT_TRUE(r.passed) << r.report;
+}
+
 TEST(NnMisuse, BatchNormAndDropoutRejectBadShapesAndOptions) {
   nn::BatchNorm2d bn2(3);
   EXPECT_THROW(bn2(zeros({2, 3, 4})), ShapeError);
@@ -216,6 +266,11 @@ TEST(NnMisuse, BatchNormAndDropoutRejectBadShapesAndOptions) {
   Generator gen(1);
   EXPECT_THROW(nn::Dropout(1.5, gen), ValueError);
   EXPECT_THROW(nn::Dropout(NAN, gen), ValueError);
+  nn::LayerNorm ln(std::vector<std::int64_t>{3, 4});
+  EXPECT_THROW(ln(zeros({2, 4, 3})), ShapeError);
+  EXPECT_THROW(ln(zeros({4})), ShapeError);
+  EXPECT_THROW(nn::LayerNorm(std::vector<std::int64_t>{}), ValueError);
+  EXPECT_THROW(nn::LayerNorm(4, -1.0), ValueError);
 }
 
 }  // namespace

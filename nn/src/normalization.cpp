@@ -108,4 +108,46 @@ Tensor BatchNorm::forward(const Tensor& x) {
   return y;
 }
 
+LayerNorm::LayerNorm(std::vector<std::int64_t> normalized_shape, double eps,
+                     bool elementwise_affine)
+    : normalized_shape_(std::move(normalized_shape)), eps_(eps), affine_(elementwise_affine) {
+  if (normalized_shape_.empty()) {
+    throw ValueError("LayerNorm: normalized_shape must name at least one dimension");
+  }
+  for (std::int64_t d : normalized_shape_) {
+    if (d < 1) throw ValueError(fmt::format("{}: every dimension must be at least 1", name()));
+  }
+  check_option(std::isfinite(eps) && eps > 0, name(), "eps must be positive and finite", eps);
+  if (affine_) {
+    register_parameter("weight", ones(Shape(normalized_shape_)));
+    register_parameter("bias", zeros(Shape(normalized_shape_)));
+  }
+}
+
+std::string LayerNorm::name() const {
+  return fmt::format("LayerNorm([{}])", fmt::join(normalized_shape_, ", "));
+}
+
+Tensor LayerNorm::forward(const Tensor& x) {
+  const std::size_t k = normalized_shape_.size();
+  bool matches = x.rank() >= k;
+  for (std::size_t i = 0; matches && i < k; ++i) {
+    matches = x.shape()[x.rank() - k + i] == normalized_shape_[i];
+  }
+  if (!matches) {
+    throw ShapeError(fmt::format("{}: the input's last {} dimension(s) must be [{}] ({} vs [{}])",
+                                 name(), k, fmt::join(normalized_shape_, ", "), x.shape(),
+                                 fmt::join(normalized_shape_, ", ")));
+  }
+  const auto last_axes_mean = [k](Tensor t) {
+    for (std::size_t i = 0; i < k; ++i) t = mean(t, -1 - static_cast<std::int64_t>(i), true);
+    return t;
+  };
+  const Tensor m = last_axes_mean(x);
+  const Tensor centred = x - m;
+  Tensor y = centred / sqrt(last_axes_mean(square(centred)) + eps_);
+  if (affine_) y = y * parameter("weight") + parameter("bias");
+  return y;
+}
+
 }  // namespace tapegrad::nn

@@ -1,6 +1,6 @@
 #pragma once
-// Batch normalisation, built from ops (mean, sub, square, sqrt, div, mul, add, reshape), so its
-// gradient, and its gradient's gradient, come from the tape like any composition's.
+// Batch and layer normalisation, built from ops (mean, sub, square, sqrt, div, mul, add, reshape),
+// so its gradient, and its gradient's gradient, come from the tape like any composition's.
 //
 //   auto bn = std::make_shared<tapegrad::nn::BatchNorm2d>(16);
 //   Tensor y = (*bn)(x);   // x [N, 16, H, W]; training: batch statistics, running ones updated
@@ -25,6 +25,7 @@
 // cumulative average) and track_running_stats = False are not offered.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tapegrad/nn/module.hpp"
 
@@ -72,6 +73,28 @@ class BatchNorm2d : public BatchNorm {
  public:
   explicit BatchNorm2d(std::int64_t num_features, BatchNormOptions options = {})
       : BatchNorm("BatchNorm2d", num_features, options, 4, 4) {}
+};
+
+// Layer normalisation over the last dimensions, PyTorch's nn.LayerNorm:
+//   m = mean of x over the last k = normalized_shape.size() axes,  v = mean of (x - m)^2 (biased)
+//   y = (x - m) / sqrt(v + eps) * weight + bias        (weight ones, bias zeros, normalized_shape)
+//   shapes: x [..., *normalized_shape] -> y [same]; a mismatched trailing shape is a ShapeError.
+//   derivative: from the composition (mean, square, sqrt, div, mul, add).
+// Statistics are per sample, so training and evaluation compute the same; no buffers.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(std::vector<std::int64_t> normalized_shape, double eps = 1e-5,
+                     bool elementwise_affine = true);
+  explicit LayerNorm(std::int64_t features, double eps = 1e-5, bool elementwise_affine = true)
+      : LayerNorm(std::vector<std::int64_t>{features}, eps, elementwise_affine) {}
+
+  Tensor forward(const Tensor& x) override;
+  std::string name() const override;  // "LayerNorm([64])"
+
+ private:
+  std::vector<std::int64_t> normalized_shape_;
+  double eps_;
+  bool affine_;
 };
 
 }  // namespace tapegrad::nn
