@@ -26,6 +26,7 @@
 #include "tapegrad/ops/binary.hpp"
 #include "tapegrad/ops/constants.hpp"
 #include "tapegrad/ops/index.hpp"
+#include "tapegrad/ops/join.hpp"
 #include "tapegrad/ops/mask.hpp"
 #include "tapegrad/ops/matmul.hpp"
 #include "tapegrad/ops/reduce.hpp"
