@@ -168,21 +168,45 @@ class Builder {
     case_->steps.push_back(name);
   }
 
-  // Applies a binary op with a fresh input of a broadcasting shape, on either side.
+  // A fresh input as the other operand of a binary op; a third of the time passed through a
+  // smooth function first, so the two sides of the op are both computed (and both get a
+  // gradient that is not the seed's).
+  Expr fresh(Tensor t, bool plain = false) {
+    Expr e = input(add_input(std::move(t)));
+    if (plain || g_.below(3) != 0) return e;
+    struct Smooth {
+      const char* name;
+      Tensor (*op)(const Tensor&);
+      const char* torch;
+    };
+    static const std::vector<Smooth> smooth = {
+        {"sin", [](const Tensor& t) { return sin(t); }, "torch.sin({})"},
+        {"tanh", [](const Tensor& t) { return tanh(t); }, "torch.tanh({})"},
+        {"erf", [](const Tensor& t) { return erf(t); }, "torch.erf({})"},
+        {"gelu", [](const Tensor& t) { return gelu(t); }, "F.gelu({})"},
+        {"silu", [](const Tensor& t) { return silu(t); }, "F.silu({})"},
+        {"softplus", [](const Tensor& t) { return softplus(t); }, "F.softplus({})"},
+        {"elu", [](const Tensor& t) { return elu(t); }, "F.elu({})"},
+    };
+    const Smooth& w = g_.pick(smooth);
+    unary(e, w.name, w.op, w.torch);
+    return e;
+  }
+
+  // Applies a binary op to e and `other`, e on the left or on the right.
   void binary(Expr& e, const std::string& name,
               std::function<Tensor(const Tensor&, const Tensor&)> op, const std::string& torch,
-              Tensor other, bool current_on_left) {
-    const std::size_t i = add_input(std::move(other));
+              const Expr& other, bool current_on_left) {
     auto f = e.f;
-    const std::string xi = fmt::format("x{}", i);
+    auto h = other.f;
     if (current_on_left) {
-      e.f = [f, op, i](Span x) { return op(f(x), x[i]); };
-      e.torch = fmt::format(fmt::runtime(torch), e.torch, xi);
-      e.value = op(e.value, case_->inputs[i]);
+      e.f = [f, h, op](Span x) { return op(f(x), h(x)); };
+      e.torch = fmt::format(fmt::runtime(torch), e.torch, other.torch);
+      e.value = op(e.value, other.value);
     } else {
-      e.f = [f, op, i](Span x) { return op(x[i], f(x)); };
-      e.torch = fmt::format(fmt::runtime(torch), xi, e.torch);
-      e.value = op(case_->inputs[i], e.value);
+      e.f = [f, h, op](Span x) { return op(h(x), f(x)); };
+      e.torch = fmt::format(fmt::runtime(torch), other.torch, e.torch);
+      e.value = op(other.value, e.value);
     }
     case_->steps.push_back(name);
   }
@@ -273,8 +297,8 @@ class Builder {
             [is_min](const Tensor& a, const Tensor& b) {
               return is_min ? minimum(a, b) : maximum(a, b);
             },
-            is_min ? "torch.minimum({}, {})" : "torch.maximum({}, {})", g_.normal(g_.partner(s)),
-            g_.coin());
+            is_min ? "torch.minimum({}, {})" : "torch.maximum({}, {})",
+            fresh(g_.normal(g_.partner(s))), g_.coin());
         return true;
       }
       // --- the ops before issue 13
@@ -283,17 +307,13 @@ class Builder {
         const char* names[] = {"add", "sub", "mul", "div"};
         const char* spell[] = {"({} + {})", "({} - {})", "({} * {})", "({} / {})"};
         bool left = g_.coin();
-        Tensor other = g_.normal(g_.partner(s));
-        if (which == 3) {
-          // Divide by something kept away from 0: the current values when they are (at random),
-          // else a fresh input in [0.5, 2).
-          const bool safe_divisor =
-              r.low * r.high > 0 && std::min(std::abs(r.low), std::abs(r.high)) >= 0.3;
-          if (left || !safe_divisor) {
-            left = true;
-            other = g_.uniform(g_.partner(s), 0.5, 2.0);
-          }
-        }
+        // Divide by something kept away from 0: the current values when they are (at random),
+        // else a fresh input in [0.5, 2).
+        const bool safe_divisor =
+            r.low * r.high > 0 && std::min(std::abs(r.low), std::abs(r.high)) >= 0.3;
+        if (which == 3 && !safe_divisor) left = true;
+        const Expr other = which == 3 && left ? fresh(g_.uniform(g_.partner(s), 0.5, 2.0), true)
+                                              : fresh(g_.normal(g_.partner(s)));
         binary(
             e, names[which],
             [which](const Tensor& a, const Tensor& b) {
@@ -308,7 +328,7 @@ class Builder {
                   return a / b;
               }
             },
-            spell[which], std::move(other), left);
+            spell[which], other, left);
         return true;
       }
       case 12:
@@ -413,7 +433,7 @@ class Builder {
           const auto m = static_cast<std::int64_t>(1 + g_.below(4));
           binary(
               e, "matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); },
-              "({} @ {})", g_.normal(Shape{s[1], m}), true);
+              "({} @ {})", fresh(g_.normal(Shape{s[1], m})), true);
           return true;
         }
         if (rank == 0) return false;
