@@ -23,6 +23,7 @@
 #include "tapegrad/nn/module.hpp"
 #include "tapegrad/nn/normalization.hpp"
 #include "tapegrad/nn/optim.hpp"
+#include "tapegrad/nn/sequence.hpp"
 #include "tapegrad/ops/binary.hpp"
 #include "tapegrad/ops/constants.hpp"
 #include "tapegrad/ops/index.hpp"
