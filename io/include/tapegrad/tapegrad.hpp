@@ -31,6 +31,7 @@
 #include "tapegrad/ops/mask.hpp"
 #include "tapegrad/ops/matmul.hpp"
 #include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/sampling.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 #include "tapegrad/ops/softmax.hpp"
 #include "tapegrad/ops/unary.hpp"
