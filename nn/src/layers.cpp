@@ -1,6 +1,7 @@
 #include "tapegrad/nn/layers.hpp"
 
 #include <cmath>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -40,24 +41,29 @@ std::string Linear::name() const {
 
 Tensor Linear::forward(const Tensor& x) {
   const Tensor w = weight();
-  if (x.rank() != 1 && x.rank() != 2) {
-    throw ShapeError(fmt::format(
-        "{}: input must be [batch, {}] or [{}], got {} dimensions ({} vs {}); flatten it first "
-        "with reshape(x, {{batch, -1}})",
-        name(), in_features_, in_features_, x.rank(), x.shape(), w.shape()));
+  if (x.rank() == 0) {
+    throw ShapeError(fmt::format("{}: input must be [..., {}], got a scalar ({} vs {})", name(),
+                                 in_features_, x.shape(), w.shape()));
   }
   const std::int64_t features = x.shape()[x.rank() - 1];
   if (features != in_features_) {
-    throw ShapeError(fmt::format(
-        "{}: input has {} features, expected {} ({} vs {}); check the data's columns or the "
-        "previous layer's output size",
-        name(), features, in_features_, x.shape(), w.shape()));
+    // Images fed unflattened ([N, 28, 28] into Linear(784 -> ..)) are the usual cause.
+    std::int64_t trailing = 1;
+    for (std::size_t d = 1; d < x.rank(); ++d) trailing *= x.shape()[d];
+    const bool unflattened = x.rank() >= 3 && trailing == in_features_;
+    throw ShapeError(
+        fmt::format("{}: input has {} features, expected {} ({} vs {}); {}", name(), features,
+                    in_features_, x.shape(), w.shape(),
+                    unflattened ? "flatten it first with reshape(x, {batch, -1})"
+                                : "check the data's columns or the previous layer's output size"));
   }
-  // One sample [in] runs as a batch of one and comes back as [out].
-  const Tensor batch = x.rank() == 1 ? reshape(x, {1, in_features_}) : x;
+  // Any leading dimensions are a batch: [..., in] runs as [N, in] and comes back as [..., out].
+  std::vector<std::int64_t> out_dims(x.shape().dims().begin(), x.shape().dims().end());
+  out_dims.back() = out_features_;
+  const Tensor batch = x.rank() == 2 ? x : reshape(x, {-1, in_features_});
   Tensor y = matmul(batch, w, {.transpose_b = true});  // [N, in] [out, in]^T -> [N, out]
   if (has_bias_) y = y + bias();                       // [out] broadcasts over the N rows
-  return x.rank() == 1 ? reshape(y, {out_features_}) : y;
+  return x.rank() == 2 ? y : reshape(y, out_dims);
 }
 
 Tensor Sigmoid::forward(const Tensor& x) {

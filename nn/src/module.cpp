@@ -28,6 +28,35 @@ void Module::collect(const std::string& prefix,
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
 }
 
+std::vector<Tensor> Module::buffers() const {
+  std::vector<Tensor> out;
+  for (auto& [name, buffer] : named_buffers()) out.push_back(buffer);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect_buffers("", false, out);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_state() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect_buffers("", true, out);
+  return out;
+}
+
+void Module::collect_buffers(const std::string& prefix, bool with_parameters,
+                             std::vector<std::pair<std::string, Tensor>>& out) const {
+  if (with_parameters) {
+    for (const auto& [name, parameter] : parameters_) out.emplace_back(prefix + name, parameter);
+  }
+  for (const auto& [name, buffer] : buffers_) out.emplace_back(prefix + name, buffer);
+  for (const auto& [name, child] : children_) {
+    child->collect_buffers(prefix + name + ".", with_parameters, out);
+  }
+}
+
 Tensor* Module::find_parameter(std::string_view full_name) {
   const std::size_t dot = full_name.find('.');
   if (dot == std::string_view::npos) {
@@ -93,6 +122,11 @@ void Module::check_new_name(const std::string& name, std::string_view what) cons
       throw ValueError(fmt::format("{}: the name '{}' is already a parameter", this->name(), name));
     }
   }
+  for (const auto& [existing, buffer] : buffers_) {
+    if (existing == name) {
+      throw ValueError(fmt::format("{}: the name '{}' is already a buffer", this->name(), name));
+    }
+  }
   for (const auto& [existing, child] : children_) {
     if (existing == name) {
       throw ValueError(
@@ -112,6 +146,17 @@ Tensor Module::register_parameter(std::string name, Tensor value) {
   }
   value.requires_grad_();
   parameters_.emplace_back(std::move(name), value);
+  return value;
+}
+
+Tensor Module::register_buffer(std::string name, Tensor value) {
+  check_new_name(name, "buffer");
+  if (!value.defined() || !value.is_leaf()) {
+    throw ValueError(
+        fmt::format("{}: buffer '{}' must be a defined leaf tensor", this->name(), name));
+  }
+  value.requires_grad_(false);
+  buffers_.emplace_back(std::move(name), value);
   return value;
 }
 

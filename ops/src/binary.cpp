@@ -1,6 +1,9 @@
 // Broadcasting elementwise ops of two tensors: each kernel, then its rule. Formulas in binary.hpp.
 #include "tapegrad/ops/binary.hpp"
 
+#include <cmath>
+#include <limits>
+
 #include <fmt/format.h>
 
 #include "kernels.hpp"
@@ -34,6 +37,19 @@ std::vector<double> broadcast_kernel(const Tensor& a, const Tensor& b, const Sha
         [&](std::size_t o, std::size_t ai, std::size_t bi) { y[o] = f(av[ai], bv[bi]); });
   }
   return y;
+}
+
+// The gradient weights of minimum/maximum, constants in the output's shape: `wins` says where
+// one side alone is the result. Ties give 1/2 to each side; NaN (neither wins nor ties) gives 1
+// to both, as PyTorch 1.13's rule: where(a == b, g / 2, g).masked_fill_(loses, 0).
+template <class Wins>
+Tensor extremum_weight(const Tensor& a, const Tensor& b, const Shape& out, Wins wins) {
+  return Tensor::from_values(broadcast_kernel(a, b, out,
+                                              [wins](double u, double v) {
+                                                if (u == v) return 0.5;
+                                                return wins(v, u) ? 0.0 : 1.0;
+                                              }),
+                             out);
 }
 }  // namespace
 
@@ -80,6 +96,45 @@ Tensor div(const Tensor& a, const Tensor& b, std::source_location where) {
         // d(a/b)/db = -a/b^2 = -y/b
         return Grads{kernels::needs_grad(in, 0) ? g / in[1] : Tensor(),
                      kernels::needs_grad(in, 1) ? neg(g * y / in[1]) : Tensor()};
+      },
+      where);
+}
+
+Tensor minimum(const Tensor& a, const Tensor& b, std::source_location where) {
+  Shape out = broadcast_shapes(a.shape(), b.shape(), "minimum");
+  auto y = broadcast_kernel(a, b, out, [](double u, double v) {
+    return std::isnan(u) || std::isnan(v) ? std::numeric_limits<double>::quiet_NaN()
+                                          : (u < v ? u : v);
+  });
+  return record(
+      {"minimum", "da = g * [a < b], db = g * [b < a] (ties: g / 2 each)"}, std::move(out),
+      std::move(y), {a, b},
+      [](const Tensor& g, const Tensor& y, Inputs in) {
+        const auto less = [](double u, double v) { return u < v; };
+        return Grads{kernels::needs_grad(in, 0) ? g * extremum_weight(in[0], in[1], y.shape(), less)
+                                                : Tensor(),
+                     kernels::needs_grad(in, 1) ? g * extremum_weight(in[1], in[0], y.shape(), less)
+                                                : Tensor()};
+      },
+      where);
+}
+
+Tensor maximum(const Tensor& a, const Tensor& b, std::source_location where) {
+  Shape out = broadcast_shapes(a.shape(), b.shape(), "maximum");
+  auto y = broadcast_kernel(a, b, out, [](double u, double v) {
+    return std::isnan(u) || std::isnan(v) ? std::numeric_limits<double>::quiet_NaN()
+                                          : (u > v ? u : v);
+  });
+  return record(
+      {"maximum", "da = g * [a > b], db = g * [b > a] (ties: g / 2 each)"}, std::move(out),
+      std::move(y), {a, b},
+      [](const Tensor& g, const Tensor& y, Inputs in) {
+        const auto greater = [](double u, double v) { return u > v; };
+        return Grads{
+            kernels::needs_grad(in, 0) ? g * extremum_weight(in[0], in[1], y.shape(), greater)
+                                       : Tensor(),
+            kernels::needs_grad(in, 1) ? g * extremum_weight(in[1], in[0], y.shape(), greater)
+                                       : Tensor()};
       },
       where);
 }

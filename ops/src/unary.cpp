@@ -2,6 +2,8 @@
 #include "tapegrad/ops/unary.hpp"
 
 #include <cmath>
+#include <limits>
+#include <numbers>
 #include <source_location>
 
 #include <fmt/format.h>
@@ -30,6 +32,22 @@ void check_domain(std::string_view op, const Tensor& x, InDomain in_domain,
                       "(input shape {})",
                       op, xv[i], i, domain, x.shape()));
     }
+  }
+}
+
+// A constant 0/1 (or other piecewise-constant) tensor of x's shape: the masks of piecewise rules.
+// Constant on purpose: its derivative is zero almost everywhere, so it enters the rule as a leaf.
+template <class F>
+Tensor piecewise(const Tensor& x, F f) {
+  return Tensor::from_values(kernels::map(x, f), x.shape());
+}
+
+// The fused rules read both arguments elementwise: they must have one shape.
+void check_same_shape(std::string_view op, const Tensor& g, const Tensor& other,
+                      std::string_view other_name) {
+  if (g.shape() != other.shape()) {
+    throw ShapeError(fmt::format("{}: g and {} must have the same shape ({} vs {})", op, other_name,
+                                 g.shape(), other.shape()));
   }
 }
 
@@ -111,6 +129,7 @@ Tensor pow(const Tensor& x, double p, std::source_location where) {
 
 // z = g * y * (1 - y)          dg = g2 * y * (1 - y),   dy = g2 * g * (1 - 2 y)
 Tensor sigmoid_backward(const Tensor& g, const Tensor& y) {
+  check_same_shape("sigmoid_backward", g, y, "y");
   const auto gv = g.values();
   const auto yv = y.values();
   std::vector<double> z(gv.size());
@@ -126,6 +145,7 @@ Tensor sigmoid_backward(const Tensor& g, const Tensor& y) {
 
 // z = g * (1 - y^2)            dg = g2 * (1 - y^2),     dy = -2 g2 g y
 Tensor tanh_backward(const Tensor& g, const Tensor& y) {
+  check_same_shape("tanh_backward", g, y, "y");
   const auto gv = g.values();
   const auto yv = y.values();
   std::vector<double> z(gv.size());
@@ -141,6 +161,7 @@ Tensor tanh_backward(const Tensor& g, const Tensor& y) {
 
 // z = g * [x > 0]              dg = g2 * [x > 0],       dx = 0 (the mask is piecewise constant)
 Tensor relu_backward(const Tensor& g, const Tensor& x) {
+  check_same_shape("relu_backward", g, x, "x");
   const auto gv = g.values();
   const auto xv = x.values();
   std::vector<double> z(gv.size());
@@ -188,6 +209,155 @@ Tensor clamp(const Tensor& x, double low, double high, std::source_location wher
             kernels::map(in[0], [=](double v) { return low <= v && v <= high ? 1.0 : 0.0; }),
             in[0].shape());
         return Grads{g * inside};
+      },
+      where);
+}
+
+Tensor sin(const Tensor& x, std::source_location where) {
+  return record(
+      {"sin", "dx = g * cos(x)"}, x.shape(), kernels::map(x, [](double v) { return std::sin(v); }),
+      {x}, [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g * cos(in[0])}; }, where);
+}
+
+Tensor cos(const Tensor& x, std::source_location where) {
+  return record(
+      {"cos", "dx = -g * sin(x)"}, x.shape(), kernels::map(x, [](double v) { return std::cos(v); }),
+      {x}, [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g * neg(sin(in[0]))}; },
+      where);
+}
+
+Tensor tan(const Tensor& x, std::source_location where) {
+  return record(
+      {"tan", "dx = g * (1 + y^2)"}, x.shape(),
+      kernels::map(x, [](double v) { return std::tan(v); }), {x},
+      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * (square(y) + 1.0)}; }, where);
+}
+
+Tensor log1p(const Tensor& x, std::source_location where) {
+  check_domain(
+      "log1p", x, [](double v) { return v >= -1.0; }, "x >= -1");
+  return record(
+      {"log1p", "dx = g / (1 + x)"}, x.shape(),
+      kernels::map(x, [](double v) { return std::log1p(v); }), {x},
+      [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g / (in[0] + 1.0)}; }, where);
+}
+
+Tensor expm1(const Tensor& x, std::source_location where) {
+  return record(
+      {"expm1", "dx = g * (y + 1)"}, x.shape(),
+      kernels::map(x, [](double v) { return std::expm1(v); }), {x},
+      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * (y + 1.0)}; }, where);
+}
+
+Tensor erf(const Tensor& x, std::source_location where) {
+  return record(
+      {"erf", "dx = g * 2/sqrt(pi) * exp(-x^2)"}, x.shape(),
+      kernels::map(x, [](double v) { return std::erf(v); }), {x},
+      [](const Tensor& g, const Tensor&, Inputs in) {
+        return Grads{g * exp(neg(square(in[0]))) * (2.0 * std::numbers::inv_sqrtpi)};
+      },
+      where);
+}
+
+Tensor softplus(const Tensor& x, double beta, double threshold, std::source_location where) {
+  if (!std::isfinite(beta) || beta == 0.0 || std::isnan(threshold)) {
+    throw ValueError(fmt::format(
+        "softplus: beta must be finite and non-zero and threshold not NaN (beta {} vs threshold "
+        "{}); input shape {}",
+        beta, threshold, x.shape()));
+  }
+  // PyTorch's kernel, to the rounding: linear where beta x > threshold.
+  return record(
+      {"softplus", "dx = g * sigmoid(beta x), or g where beta x > threshold"}, x.shape(),
+      kernels::map(x,
+                   [=](double v) {
+                     return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta;
+                   }),
+      {x},
+      [=](const Tensor& g, const Tensor&, Inputs in) {
+        const Tensor linear = piecewise(in[0], [=](double v) { return v * beta > threshold; });
+        const Tensor inner = piecewise(in[0], [=](double v) { return !(v * beta > threshold); });
+        return Grads{g * (sigmoid(in[0] * beta) * inner + linear)};
+      },
+      where);
+}
+
+Tensor gelu(const Tensor& x, GeluApproximate approximate, std::source_location where) {
+  constexpr double inv_sqrt2 = 0.5 * std::numbers::sqrt2;
+  constexpr double inv_sqrt_2pi = 0.5 * std::numbers::sqrt2 * std::numbers::inv_sqrtpi;
+  constexpr double beta = std::numbers::sqrt2 * std::numbers::inv_sqrtpi;  // sqrt(2 / pi)
+  constexpr double kappa = 0.044715;
+  if (approximate == GeluApproximate::none) {
+    return record(
+        {"gelu", "dx = g * (Phi(x) + x phi(x))"}, x.shape(),
+        kernels::map(x, [](double v) { return v * 0.5 * (1.0 + std::erf(v * inv_sqrt2)); }), {x},
+        [](const Tensor& g, const Tensor&, Inputs in) {
+          const Tensor& x = in[0];
+          const Tensor cdf = (erf(x * inv_sqrt2) + 1.0) * 0.5;
+          const Tensor pdf = exp(square(x) * -0.5) * inv_sqrt_2pi;
+          return Grads{g * (cdf + x * pdf)};
+        },
+        where);
+  }
+  return record(
+      {"gelu", "dx = g * ((1 + t) / 2 + x (1 - t^2) u' / 2), t = tanh(u)"}, x.shape(),
+      kernels::map(x,
+                   [](double v) {
+                     const double inner = beta * (v + kappa * v * v * v);
+                     return 0.5 * v * (1.0 + std::tanh(inner));
+                   }),
+      {x},
+      [](const Tensor& g, const Tensor&, Inputs in) {
+        const Tensor& x = in[0];
+        const Tensor x2 = square(x);
+        const Tensor t = tanh((x + x * x2 * kappa) * beta);
+        const Tensor du = (x2 * (3.0 * kappa) + 1.0) * beta;
+        return Grads{g * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - square(t)) * du)};
+      },
+      where);
+}
+
+Tensor gelu(const Tensor& x, std::string_view approximate, std::source_location where) {
+  if (approximate == "none") return gelu(x, GeluApproximate::none, where);
+  if (approximate == "tanh") return gelu(x, GeluApproximate::tanh, where);
+  throw ValueError(
+      fmt::format("gelu: approximate must be \"none\" or \"tanh\", got \"{}\" (input shape {})",
+                  approximate, x.shape()));
+}
+
+Tensor silu(const Tensor& x, std::source_location where) {
+  return record(
+      {"silu", "dx = g * s (1 + x (1 - s)), s = sigmoid(x)"}, x.shape(),
+      kernels::map(x, [](double v) { return v / (1.0 + std::exp(-v)); }), {x},
+      [](const Tensor& g, const Tensor&, Inputs in) {
+        const Tensor s = sigmoid(in[0]);
+        return Grads{g * s * (in[0] * (1.0 - s) + 1.0)};
+      },
+      where);
+}
+
+Tensor leaky_relu(const Tensor& x, double negative_slope, std::source_location where) {
+  return record(
+      {"leaky_relu", "dx = g * (x > 0 ? 1 : negative_slope)"}, x.shape(),
+      kernels::map(x, [=](double v) { return v > 0.0 ? v : v * negative_slope; }), {x},
+      [=](const Tensor& g, const Tensor&, Inputs in) {
+        return Grads{g *
+                     piecewise(in[0], [=](double v) { return v > 0.0 ? 1.0 : negative_slope; })};
+      },
+      where);
+}
+
+Tensor elu(const Tensor& x, double alpha, std::source_location where) {
+  return record(
+      {"elu", "dx = g * (x > 0 ? 1 : alpha e^x)"}, x.shape(),
+      kernels::map(x, [=](double v) { return v > 0.0 ? v : alpha * std::expm1(v); }), {x},
+      [=](const Tensor& g, const Tensor&, Inputs in) {
+        const Tensor& x = in[0];
+        const Tensor positive = piecewise(x, [](double v) { return v > 0.0; });
+        const Tensor rest = piecewise(x, [](double v) { return !(v > 0.0); });
+        // e^min(x, 0): the masked-off side never overflows to inf (0 * inf would be NaN).
+        const Tensor e = exp(clamp(x, -std::numeric_limits<double>::infinity(), 0.0));
+        return Grads{g * (positive + rest * e * alpha)};
       },
       where);
 }

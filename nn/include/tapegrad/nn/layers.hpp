@@ -16,7 +16,9 @@
 namespace tapegrad::nn {
 
 // y = x W^T + b, PyTorch's layout and initialisation.
-//   shapes: x [N, in] -> y [N, out]  (or x [in] -> y [out]); W [out, in], b [out]
+//   shapes: x [N, in] -> y [N, out], and any leading dimensions as a batch, as PyTorch:
+//           x [..., in] -> y [..., out] (x [in] -> y [out], x [B, T, in] -> y [B, T, out]);
+//           W [out, in], b [out]
 //   derivative (from the ops): dx = g W, dW = g^T x, db = sum over the batch of g
 //   init: W, b ~ U(-1/sqrt(in), 1/sqrt(in)), which is what PyTorch's
 //         kaiming_uniform(W, a = sqrt(5)) works out to (see init.hpp), and the same bound for b.

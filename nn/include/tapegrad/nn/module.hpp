@@ -48,6 +48,15 @@ class Module {
   // The direct sub-modules, in registration order.
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
 
+  // Buffers: state that is not a parameter (batch norm's running_mean, running_var,
+  // num_batches_tracked). Named like parameters ("1.running_mean"), never requiring grad, never
+  // given to an optimizer; saved and loaded with the parameters.
+  std::vector<Tensor> buffers() const;
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  // Everything a checkpoint holds, as PyTorch's state_dict(): each module's parameters, then its
+  // buffers, then its sub-modules', depth first in registration order.
+  std::vector<std::pair<std::string, Tensor>> named_state() const;
+
   // One parameter by its full name ("0.weight"); ValueError listing the known names otherwise.
   Tensor parameter(std::string_view full_name) const;
   // Replaces one parameter by another tensor of the same shape (ShapeError otherwise). Loading
@@ -71,6 +80,9 @@ class Module {
   // must be non-empty, unique within this module, and without '.'; ValueError otherwise.
   Tensor register_parameter(std::string name, Tensor value);
   // Adds a sub-module under `name` (same rules as parameter names) and returns it.
+  // Makes `value` (a leaf; requires_grad is turned off) a buffer named `name` (same rules as
+  // parameter names) and returns it. The layer updates it in place through mutable_values().
+  Tensor register_buffer(std::string name, Tensor value);
   template <class M>
   std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
     add_child(std::move(name), module);
@@ -81,9 +93,12 @@ class Module {
   void add_child(std::string name, std::shared_ptr<Module> module);
   void check_new_name(const std::string& name, std::string_view what) const;
   void collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;
+  void collect_buffers(const std::string& prefix, bool with_parameters,
+                       std::vector<std::pair<std::string, Tensor>>& out) const;
   Tensor* find_parameter(std::string_view full_name);
 
   std::vector<std::pair<std::string, Tensor>> parameters_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };

@@ -21,6 +21,16 @@ Tensor mul(const Tensor& a, const Tensor& b,
 // y = a / b                                da = g / b,       db = -g * a / b^2
 Tensor div(const Tensor& a, const Tensor& b,
            std::source_location where = std::source_location::current());
+// y = min(a, b) elementwise (torch.minimum)   da = g * w_a,  db = g * w_b, where
+//   w_a = 1 where a < b, 0 where a > b, 1/2 where a == b (ties split the gradient, as PyTorch),
+//   and 1 for both where either is NaN (the result is NaN, and PyTorch passes g to both);
+//   w_b is the same with a and b swapped.
+Tensor minimum(const Tensor& a, const Tensor& b,
+               std::source_location where = std::source_location::current());
+// y = max(a, b) elementwise (torch.maximum)   da = g * w_a,  db = g * w_b, as minimum with the
+//   comparisons reversed: w_a = 1 where a > b, 0 where a < b, 1/2 at ties, 1 where NaN.
+Tensor maximum(const Tensor& a, const Tensor& b,
+               std::source_location where = std::source_location::current());
 
 // The tensor on the left of an operator (or under unary minus), with the line it was written on,
 // so anomaly mode can name the user's line for `a / b` as it does for `div(a, b)`.
