@@ -5,7 +5,6 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <cstring>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -141,14 +140,16 @@ void im2col(const double* x, const Geometry& g, double* col) {
             std::fill(out, out + g.wo, 0.0);
             continue;
           }
-          const double* in = x + (c * g.h + ih) * g.w + w0;
-          std::fill(out, out + j_lo, 0.0);
+          const double* in = x + (c * g.h + ih) * g.w;  // input row ih; column w0 + j sw
+          // Plain loops rather than memcpy/fill: rows are short (Wo elements), calls would
+          // dominate.
+          for (std::int64_t j = 0; j < j_lo; ++j) out[j] = 0.0;
           if (g.sw == 1) {
-            std::memcpy(out + j_lo, in + j_lo, static_cast<std::size_t>(j_hi - j_lo) * 8);
+            for (std::int64_t j = j_lo; j < j_hi; ++j) out[j] = in[w0 + j];
           } else {
-            for (std::int64_t j = j_lo; j < j_hi; ++j) out[j] = in[j * g.sw];
+            for (std::int64_t j = j_lo; j < j_hi; ++j) out[j] = in[w0 + j * g.sw];
           }
-          std::fill(out + j_hi, out + g.wo, 0.0);
+          for (std::int64_t j = j_hi; j < g.wo; ++j) out[j] = 0.0;
         }
       }
     }
@@ -170,8 +171,12 @@ void col2im(const double* col, const Geometry& g, double* x) {
           const std::int64_t ih = i * g.sh - g.ph + a * g.dh;
           if (ih < 0 || ih >= g.h) continue;
           const double* in = row + i * g.wo;
-          double* out = x + (c * g.h + ih) * g.w + w0;
-          for (std::int64_t j = j_lo; j < j_hi; ++j) out[j * g.sw] += in[j];
+          double* out = x + (c * g.h + ih) * g.w;
+          if (g.sw == 1) {
+            for (std::int64_t j = j_lo; j < j_hi; ++j) out[w0 + j] += in[j];
+          } else {
+            for (std::int64_t j = j_lo; j < j_hi; ++j) out[w0 + j * g.sw] += in[j];
+          }
         }
       }
     }
