@@ -10,9 +10,9 @@
 #include <fmt/format.h>
 
 #include "kernels.hpp"
+#include "tapegrad/core/broadcast.hpp"
 #include "tapegrad/core/error.hpp"
 #include "tapegrad/core/tape.hpp"
-#include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
 namespace tapegrad {
@@ -238,6 +238,26 @@ std::vector<double> weight_kernel(const Geometry& g, const double* x, const doub
   return dw;
 }
 
+// db[o] = sum over n, i, j of g[n, o, i, j], in one pass (two axis sums would make a pass each).
+// Its rule spreads gg back over those axes.
+Tensor conv2d_bias_grad(const Tensor& g) {
+  const std::int64_t n = g.shape()[0], o = g.shape()[1], l = g.shape()[2] * g.shape()[3];
+  std::vector<double> db(static_cast<std::size_t>(o), 0.0);
+  const double* gv = g.values().data();
+  for (std::int64_t b = 0; b < n; ++b) {
+    for (std::int64_t c = 0; c < o; ++c) {
+      const double* row = gv + (b * o + c) * l;
+      double total = 0.0;
+      for (std::int64_t i = 0; i < l; ++i) total += row[i];
+      db[static_cast<std::size_t>(c)] += total;
+    }
+  }
+  return record({"conv2d_bias_grad", "dg = broadcast_to(gg as [1, O, 1, 1], g.shape)"}, Shape{o},
+                std::move(db), {g}, [o](const Tensor& gg, const Tensor&, Inputs in) {
+                  return Grads{broadcast_to(reshape(gg, {1, o, 1, 1}), in[0].shape())};
+                });
+}
+
 Tensor conv2d_no_bias(const Tensor& x, const Tensor& weight, Conv2dOptions opt,
                       std::source_location where) {
   const Geometry g = geometry("conv2d", x.shape(), weight.shape(), opt);
@@ -282,11 +302,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dO
       {"conv2d",
        "dx = conv2d_input(x.shape, w, g), dw = conv2d_weight(x, w.shape, g), db = sum_nij g"},
       g.output_shape(), std::move(y), {x, weight, bias},
-      [options, g](const Tensor& gy, const Tensor&, Inputs in) {
+      [options](const Tensor& gy, const Tensor&, Inputs in) {
         Tensor dx, dw, db;
         if (kernels::needs_grad(in, 0)) dx = conv2d_input(in[0].shape(), in[1], gy, options);
         if (kernels::needs_grad(in, 1)) dw = conv2d_weight(in[0], in[1].shape(), gy, options);
-        if (kernels::needs_grad(in, 2)) db = sum(sum(reshape(gy, {g.n, g.o, g.l()}), 2), 0);
+        if (kernels::needs_grad(in, 2)) db = conv2d_bias_grad(gy);
         return Grads{dx, dw, db};
       },
       where);
