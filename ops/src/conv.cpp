@@ -120,65 +120,85 @@ void check_grad_output(std::string_view op, const Geometry& g, const Tensor& gra
   }
 }
 
+// The padded extent of one sample's group of channels: [C/G, H + 2 ph, W + 2 pw].
+std::int64_t padded_h(const Geometry& g) {
+  return g.h + 2 * g.ph;
+}
+std::int64_t padded_w(const Geometry& g) {
+  return g.w + 2 * g.pw;
+}
+bool padded(const Geometry& g) {
+  return g.ph != 0 || g.pw != 0;
+}
+
 // One sample's group of input channels x [C/G, H, W] -> col [C/G kh kw, Ho Wo]: row (c, a, e)
-// holds, for every output position (i, j), the input element kernel tap (a, e) meets there.
-void im2col(const double* x, const Geometry& g, double* col) {
-  const std::int64_t l = g.l();
+// holds, for every output position (i, j), the input element kernel tap (a, e) meets there. With
+// padding, x is first copied into a zero-bordered `scratch` [C/G, H + 2 ph, W + 2 pw] (a few KB),
+// so that every row of col is a plain copy with no bounds test: im2col is memory traffic, and
+// branches in its short rows (Wo elements) cost as much as the copy.
+void im2col(const double* x, const Geometry& g, double* col, std::vector<double>& scratch) {
+  const std::int64_t hp = padded_h(g), wp = padded_w(g);
+  const double* src = x;
+  if (padded(g)) {
+    scratch.assign(static_cast<std::size_t>(g.cg() * hp * wp), 0.0);
+    for (std::int64_t c = 0; c < g.cg(); ++c) {
+      for (std::int64_t r = 0; r < g.h; ++r) {
+        const double* in = x + (c * g.h + r) * g.w;
+        double* out = scratch.data() + (c * hp + r + g.ph) * wp + g.pw;
+        for (std::int64_t j = 0; j < g.w; ++j) out[j] = in[j];
+      }
+    }
+    src = scratch.data();
+  }
   for (std::int64_t c = 0; c < g.cg(); ++c) {
     for (std::int64_t a = 0; a < g.kh; ++a) {
       for (std::int64_t e = 0; e < g.kw; ++e) {
-        double* row = col + ((c * g.kh + a) * g.kw + e) * l;
-        const std::int64_t w0 = e * g.dw - g.pw;  // input column at j = 0
-        // The output columns j whose input column w0 + j sw lies inside [0, W).
-        const std::int64_t j_lo = w0 >= 0 ? 0 : (-w0 + g.sw - 1) / g.sw;
-        const std::int64_t j_hi =
-            w0 >= g.w ? 0 : std::min<std::int64_t>(g.wo, (g.w - 1 - w0) / g.sw + 1);
+        double* row = col + ((c * g.kh + a) * g.kw + e) * g.l();
         for (std::int64_t i = 0; i < g.ho; ++i) {
+          const double* in = src + (c * hp + i * g.sh + a * g.dh) * wp + e * g.dw;
           double* out = row + i * g.wo;
-          const std::int64_t ih = i * g.sh - g.ph + a * g.dh;
-          if (ih < 0 || ih >= g.h || j_lo >= j_hi) {
-            std::fill(out, out + g.wo, 0.0);
-            continue;
-          }
-          const double* in = x + (c * g.h + ih) * g.w;  // input row ih; column w0 + j sw
-          // Plain loops rather than memcpy/fill: rows are short (Wo elements), calls would
-          // dominate.
-          for (std::int64_t j = 0; j < j_lo; ++j) out[j] = 0.0;
           if (g.sw == 1) {
-            for (std::int64_t j = j_lo; j < j_hi; ++j) out[j] = in[w0 + j];
+            for (std::int64_t j = 0; j < g.wo; ++j) out[j] = in[j];
           } else {
-            for (std::int64_t j = j_lo; j < j_hi; ++j) out[j] = in[w0 + j * g.sw];
+            for (std::int64_t j = 0; j < g.wo; ++j) out[j] = in[j * g.sw];
           }
-          for (std::int64_t j = j_hi; j < g.wo; ++j) out[j] = 0.0;
         }
       }
     }
   }
 }
 
-// The adjoint of im2col: adds each column entry back onto the input element it was read from.
-void col2im(const double* col, const Geometry& g, double* x) {
-  const std::int64_t l = g.l();
+// The adjoint of im2col: adds each column entry back onto the input element it was read from
+// (into the zero-bordered scratch when padded, whose interior is then added onto x).
+void col2im(const double* col, const Geometry& g, double* x, std::vector<double>& scratch) {
+  const std::int64_t hp = padded_h(g), wp = padded_w(g);
+  double* dst = x;
+  if (padded(g)) {
+    scratch.assign(static_cast<std::size_t>(g.cg() * hp * wp), 0.0);
+    dst = scratch.data();
+  }
   for (std::int64_t c = 0; c < g.cg(); ++c) {
     for (std::int64_t a = 0; a < g.kh; ++a) {
       for (std::int64_t e = 0; e < g.kw; ++e) {
-        const double* row = col + ((c * g.kh + a) * g.kw + e) * l;
-        const std::int64_t w0 = e * g.dw - g.pw;
-        const std::int64_t j_lo = w0 >= 0 ? 0 : (-w0 + g.sw - 1) / g.sw;
-        const std::int64_t j_hi =
-            w0 >= g.w ? 0 : std::min<std::int64_t>(g.wo, (g.w - 1 - w0) / g.sw + 1);
+        const double* row = col + ((c * g.kh + a) * g.kw + e) * g.l();
         for (std::int64_t i = 0; i < g.ho; ++i) {
-          const std::int64_t ih = i * g.sh - g.ph + a * g.dh;
-          if (ih < 0 || ih >= g.h) continue;
           const double* in = row + i * g.wo;
-          double* out = x + (c * g.h + ih) * g.w;
+          double* out = dst + (c * hp + i * g.sh + a * g.dh) * wp + e * g.dw;
           if (g.sw == 1) {
-            for (std::int64_t j = j_lo; j < j_hi; ++j) out[w0 + j] += in[j];
+            for (std::int64_t j = 0; j < g.wo; ++j) out[j] += in[j];
           } else {
-            for (std::int64_t j = j_lo; j < j_hi; ++j) out[w0 + j * g.sw] += in[j];
+            for (std::int64_t j = 0; j < g.wo; ++j) out[j * g.sw] += in[j];
           }
         }
       }
+    }
+  }
+  if (!padded(g)) return;
+  for (std::int64_t c = 0; c < g.cg(); ++c) {
+    for (std::int64_t r = 0; r < g.h; ++r) {
+      const double* in = scratch.data() + (c * hp + r + g.ph) * wp + g.pw;
+      double* out = x + (c * g.h + r) * g.w;
+      for (std::int64_t j = 0; j < g.w; ++j) out[j] += in[j];
     }
   }
 }
@@ -196,10 +216,11 @@ void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, con
 std::vector<double> forward_kernel(const Geometry& g, const double* x, const double* w) {
   std::vector<double> y(static_cast<std::size_t>(g.n * g.o * g.l()));
   std::vector<double> col(g.direct() ? 0 : static_cast<std::size_t>(g.k() * g.l()));
+  std::vector<double> scratch;  // the padded input of one sample's group
   for (std::int64_t n = 0; n < g.n; ++n) {
     for (std::int64_t q = 0; q < g.groups; ++q) {
       const double* xg = x + (n * g.c + q * g.cg()) * g.h * g.w;
-      if (!g.direct()) im2col(xg, g, col.data());
+      if (!g.direct()) im2col(xg, g, col.data(), scratch);
       dgemm(false, false, g.og(), g.l(), g.k(), w + q * g.og() * g.k(), g.k(),
             g.direct() ? xg : col.data(), g.l(), 0.0, y.data() + (n * g.o + q * g.og()) * g.l(),
             g.l());
@@ -212,12 +233,13 @@ std::vector<double> forward_kernel(const Geometry& g, const double* x, const dou
 std::vector<double> input_kernel(const Geometry& g, const double* w, const double* gy) {
   std::vector<double> dx(static_cast<std::size_t>(g.n * g.c * g.h * g.w), 0.0);
   std::vector<double> col(g.direct() ? 0 : static_cast<std::size_t>(g.k() * g.l()));
+  std::vector<double> scratch;  // the padded input of one sample's group
   for (std::int64_t n = 0; n < g.n; ++n) {
     for (std::int64_t q = 0; q < g.groups; ++q) {
       double* dxg = dx.data() + (n * g.c + q * g.cg()) * g.h * g.w;
       dgemm(true, false, g.k(), g.l(), g.og(), w + q * g.og() * g.k(), g.k(),
             gy + (n * g.o + q * g.og()) * g.l(), g.l(), 0.0, g.direct() ? dxg : col.data(), g.l());
-      if (!g.direct()) col2im(col.data(), g, dxg);
+      if (!g.direct()) col2im(col.data(), g, dxg, scratch);
     }
   }
   return dx;
@@ -227,10 +249,11 @@ std::vector<double> input_kernel(const Geometry& g, const double* w, const doubl
 std::vector<double> weight_kernel(const Geometry& g, const double* x, const double* gy) {
   std::vector<double> dw(static_cast<std::size_t>(g.o * g.k()), 0.0);
   std::vector<double> col(g.direct() ? 0 : static_cast<std::size_t>(g.k() * g.l()));
+  std::vector<double> scratch;  // the padded input of one sample's group
   for (std::int64_t n = 0; n < g.n; ++n) {
     for (std::int64_t q = 0; q < g.groups; ++q) {
       const double* xg = x + (n * g.c + q * g.cg()) * g.h * g.w;
-      if (!g.direct()) im2col(xg, g, col.data());
+      if (!g.direct()) im2col(xg, g, col.data(), scratch);
       dgemm(false, true, g.og(), g.k(), g.l(), gy + (n * g.o + q * g.og()) * g.l(), g.l(),
             g.direct() ? xg : col.data(), g.l(), 1.0, dw.data() + q * g.og() * g.k(), g.k());
     }
