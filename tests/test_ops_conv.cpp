@@ -69,6 +69,16 @@ std::vector<ConvCase> conv_cases() {
        true,
        {.stride = 2, .groups = 3}},
       {"1x1 (direct path), bias", {2, 3, 4, 3}, {4, 3, 1, 1}, true, {}},
+      {"stride 1, padding {2, 1}, dilation {1, 2}, groups 2",
+       {1, 4, 5, 6},
+       {4, 2, 3, 2},
+       true,
+       {.padding = {2, 1}, .dilation = {1, 2}, .groups = 2}},
+      {"stride 1, padding beyond d (k - 1), 1-wide kernel",
+       {1, 2, 4, 3},
+       {3, 2, 2, 1},
+       false,
+       {.padding = {2, 1}}},
       {"stride 3 dropping rows, padding 1",
        {1, 2, 7, 5},
        {2, 2, 2, 3},
@@ -316,10 +326,34 @@ TEST(TorchParity, Conv2dRandomShapes) {
         fmt::format("F.conv2d(x0, x1, {}, {})", bias ? "x2" : "None", args), in,
         [o, bias](Span x) { return Outputs{conv2d(x[0], x[1], bias ? x[2] : Tensor(), o)}; });
   }
+  // Unit stride (the common case, rare in the draws above), padding up to 3 on kernels up to 4.
+  for (int k = 0; k < 12; ++k) {
+    const std::int64_t groups = 1 + static_cast<std::int64_t>(gen.below(2));
+    const std::int64_t cin = groups * (1 + static_cast<std::int64_t>(gen.below(3)));
+    const std::int64_t cout = groups * (1 + static_cast<std::int64_t>(gen.below(3)));
+    const IntPair kernel{1 + static_cast<std::int64_t>(gen.below(4)),
+                         1 + static_cast<std::int64_t>(gen.below(4))};
+    const IntPair padding{static_cast<std::int64_t>(gen.below(4)),
+                          static_cast<std::int64_t>(gen.below(4))};
+    const IntPair dilation{1 + static_cast<std::int64_t>(gen.below(2)),
+                           1 + static_cast<std::int64_t>(gen.below(2))};
+    const std::int64_t h =
+        dilation.h * (kernel.h - 1) + 1 + static_cast<std::int64_t>(gen.below(5));
+    const std::int64_t w =
+        dilation.w * (kernel.w - 1) + 1 + static_cast<std::int64_t>(gen.below(5));
+    const Conv2dOptions o{1, padding, dilation, groups};
+    oracle.add(
+        fmt::format("conv2d stride 1 #{}", k),
+        fmt::format("F.conv2d(x0, x1, x2, padding={}, dilation={}, groups={})", pair_str(padding),
+                    pair_str(dilation), groups),
+        {normal({2, cin, h, w}, 7000 + k),
+         normal({cout, cin / groups, kernel.h, kernel.w}, 8000 + k), normal({cout}, 9000 + k)},
+        [o](Span x) { return Outputs{conv2d(x[0], x[1], x[2], o)}; });
+  }
   const auto r = oracle.run(1e-12);
   if (r.skipped) GTEST_SKIP() << r.report;
   EXPECT_TRUE(r.passed) << r.report;
-  EXPECT_EQ(r.cases, 24u);
+  EXPECT_EQ(r.cases, 36u);
   std::printf("conv2d parity: %s", r.report.c_str());
 }
 
