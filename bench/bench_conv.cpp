@@ -6,6 +6,7 @@
 //     layer 1 = conv1 [64, 1, 28, 28] * [16, 1, 5, 5], 2 = conv2 [64, 16, 14, 14] * [32, 16, 5, 5]
 //     product 0 = forward (conv2d), 1 = input gradient (conv2d_input), 2 = weight gradient
 //     (conv2d_weight). The target: op time <= dgemm time / 0.8 (GFLOPS counters).
+//   BM_conv_step_op / BM_conv_step_dgemm   the five products one training step needs, together
 //   BM_cnn_conv_layers_fwd_bwd       conv1 -> relu -> pool -> conv2 -> relu -> pool, forward and
 //                                    backward (seeded), on a fresh tape
 //   BM_cnn_fwd_bwd                   the whole network with cross-entropy, forward + backward
@@ -100,6 +101,67 @@ BENCHMARK(BM_conv_dgemm)
     ->ArgsProduct({{1, 2}, {0, 1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// All five products of one training step (conv1 forward and weight gradient: the images need no
+// gradient; conv2 forward, input and weight gradients), as ops and as their bare dgemm calls: the
+// ratio of these two is the "convolution products at >= 80% of dgemm".
+void BM_conv_step_op(benchmark::State& state) {
+  Generator gen(4);
+  const Layer l1 = layer(1), l2 = layer(2);
+  const Tensor x1 = randn({kBatch, 1, 28, 28}, gen), w1 = randn({16, 1, 5, 5}, gen);
+  const Tensor g1 = randn({kBatch, 16, 28, 28}, gen);
+  const Tensor x2 = randn({kBatch, 16, 14, 14}, gen), w2 = randn({32, 16, 5, 5}, gen);
+  const Tensor g2 = randn({kBatch, 32, 14, 14}, gen);
+  const Conv2dOptions o{.padding = 2};
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(conv2d(x1, w1, Tensor(), o).values().data());
+    benchmark::DoNotOptimize(conv2d_weight(x1, w1.shape(), g1, o).values().data());
+    benchmark::DoNotOptimize(conv2d(x2, w2, Tensor(), o).values().data());
+    benchmark::DoNotOptimize(conv2d_input(x2.shape(), w2, g2, o).values().data());
+    benchmark::DoNotOptimize(conv2d_weight(x2, w2.shape(), g2, o).values().data());
+  }
+  set_counters(state, 2 * product_flops(l1) + 3 * product_flops(l2));
+}
+BENCHMARK(BM_conv_step_op)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_conv_step_dgemm(benchmark::State& state) {
+  const Layer l1 = layer(1), l2 = layer(2);
+  const auto buffers = [](const Layer& l) {
+    return std::vector<std::vector<double>>{
+        std::vector<double>(static_cast<std::size_t>(l.o * l.cols()), 0.5),
+        std::vector<double>(static_cast<std::size_t>(l.cols() * l.positions()), 0.25),
+        std::vector<double>(static_cast<std::size_t>(kBatch * l.o * l.positions()), 0.125)};
+  };
+  auto b1 = buffers(l1), b2 = buffers(l2);
+  const auto run = [](const Layer& l, std::vector<std::vector<double>>& b, int product) {
+    const int o = static_cast<int>(l.o), k = static_cast<int>(l.cols());
+    const int p = static_cast<int>(l.positions());
+    for (std::int64_t n = 0; n < kBatch; ++n) {
+      double* out_n = b[2].data() + n * o * p;
+      if (product == 0) {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o, p, k, 1.0, b[0].data(), k,
+                    b[1].data(), p, 0.0, out_n, p);
+      } else if (product == 1) {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, p, o, 1.0, b[0].data(), k, out_n, p,
+                    0.0, b[1].data(), p);
+      } else {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, o, k, p, 1.0, out_n, p, b[1].data(), p,
+                    1.0, b[0].data(), k);
+      }
+    }
+  };
+  for (auto _ : state) {
+    run(l1, b1, 0);
+    run(l1, b1, 2);
+    run(l2, b2, 0);
+    run(l2, b2, 1);
+    run(l2, b2, 2);
+    benchmark::DoNotOptimize(b1[0].data());
+    benchmark::DoNotOptimize(b2[0].data());
+  }
+  set_counters(state, 2 * product_flops(l1) + 3 * product_flops(l2));
+}
+BENCHMARK(BM_conv_step_dgemm)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 struct Cnn {
   Tensor w1, b1, w2, b2, w3, b3, w4, b4;
