@@ -1,8 +1,10 @@
-// Trains an MLP on Fashion-MNIST from the command line, keeps the model as safetensors, and can
-// reload it to evaluate. `fashion_mnist --help` lists the options; the defaults train
-// 784-256-128-10 with ReLU and Adam and reach about 0.89-0.90 test accuracy.
+// Trains an MLP or a CNN on Fashion-MNIST from the command line, keeps the model as safetensors,
+// and can reload it to evaluate. `fashion_mnist --help` lists the options; the defaults train
+// 784-256-128-10 with ReLU and Adam and reach about 0.89-0.90 test accuracy; `--model cnn` trains
+// two 5x5 convolutions with max pooling and two Linear layers (see make_cnn).
 //
 //   fashion_mnist --save model.safetensors --metrics ce.csv --plot ce.png
+//   fashion_mnist --model cnn --save cnn.safetensors
 //   fashion_mnist --load model.safetensors
 //   fashion_mnist --loss mse --metrics mse.csv     (softmax + MSE: the seed's claim on real data)
 #include <fcntl.h>
@@ -37,7 +39,10 @@ struct Options {
   int epochs = 15;
   std::size_t batch_size = 64;
   double lr = 1e-3;
-  std::vector<std::int64_t> hidden = {256, 128};
+  std::vector<std::int64_t> hidden = {256, 128};  // mlp only
+  std::string model = "mlp";                      // mlp or cnn
+  double dropout = 0.25;                          // cnn only: before the last Linear
+  bool batch_norm = false;                        // cnn only: BatchNorm2d after each conv
   std::string optimizer = "adam";
   std::string loss = "ce";
   std::uint64_t seed = 42;
@@ -166,12 +171,66 @@ std::vector<std::string> validate(Options& options, const std::string& hidden) {
   return problems;
 }
 
-std::shared_ptr<nn::Sequential> make_model(const std::vector<std::int64_t>& hidden,
-                                           Generator& generator) {
+std::shared_ptr<nn::Sequential> make_mlp(const std::vector<std::int64_t>& hidden,
+                                         Generator& generator) {
   std::vector<std::int64_t> sizes = {784};
   sizes.insert(sizes.end(), hidden.begin(), hidden.end());
   sizes.push_back(10);
   return nn::MLP(sizes, nn::Activation::relu, generator);
+}
+
+// The CNN of issue 14, as PyTorch's nn.Sequential with the same indices:
+//   Conv2d(1, 16, 5, padding 2) [BatchNorm2d(16)] ReLU MaxPool2d(2)      [N, 1, 28, 28] -> 16x14x14
+//   Conv2d(16, 32, 5, padding 2) [BatchNorm2d(32)] ReLU MaxPool2d(2)    -> [N, 32, 7, 7]
+//   Flatten Linear(1568, 128) ReLU [Dropout(p)] Linear(128, 10)
+// `layers` gets the same list in words, for the checkpoint's metadata (PyTorch rebuilds it).
+std::shared_ptr<nn::Sequential> make_cnn(double dropout, bool batch_norm, Generator& generator,
+                                         std::string* layers = nullptr) {
+  auto model = std::make_shared<nn::Sequential>();
+  std::vector<std::string> words;
+  const auto add = [&](std::shared_ptr<nn::Module> m, std::string word) {
+    model->add(std::move(m));
+    words.push_back(std::move(word));
+  };
+  for (const auto& [in, out] : {std::pair<std::int64_t, std::int64_t>{1, 16}, {16, 32}}) {
+    add(std::make_shared<nn::Conv2d>(in, out, 5, Conv2dOptions{.padding = 2}, generator),
+        fmt::format("conv2d {} {} 5 2", in, out));
+    if (batch_norm) add(std::make_shared<nn::BatchNorm2d>(out), fmt::format("batchnorm2d {}", out));
+    add(std::make_shared<nn::ReLU>(), "relu");
+    add(std::make_shared<nn::MaxPool2d>(2), "maxpool2d 2");
+  }
+  add(std::make_shared<nn::Flatten>(), "flatten");
+  add(std::make_shared<nn::Linear>(1568, 128, generator), "linear 1568 128");
+  add(std::make_shared<nn::ReLU>(), "relu");
+  if (dropout > 0)
+    add(std::make_shared<nn::Dropout>(dropout, generator), fmt::format("dropout {}", dropout));
+  add(std::make_shared<nn::Linear>(128, 10, generator), "linear 128 10");
+  if (layers != nullptr) *layers = fmt::format("{}", fmt::join(words, ";"));
+  return model;
+}
+
+std::shared_ptr<nn::Sequential> make_model(const Options& options, Generator& generator,
+                                           std::string* layers = nullptr) {
+  if (options.model == "cnn")
+    return make_cnn(options.dropout, options.batch_norm, generator, layers);
+  auto model = make_mlp(options.hidden, generator);
+  if (layers != nullptr)
+    *layers = fmt::format("mlp 784-{}-10 relu", fmt::join(options.hidden, "-"));
+  return model;
+}
+
+// The images as the model wants them: flat [N, 784] rows for the MLP, [N, 1, 28, 28] for the CNN.
+Tensor model_input(const Tensor& images, const std::string& model) {
+  if (model != "cnn") return images;
+  return reshape(images, {static_cast<std::int64_t>(images.shape()[0]), 1, 28, 28});
+}
+
+// What the run trains, in words: "784-256-128-10" or "cnn (dropout 0.25)".
+std::string describe(const Options& options) {
+  if (options.model != "cnn") return fmt::format("784-{}-10", fmt::join(options.hidden, "-"));
+  return fmt::format("cnn conv5x5(16)-pool-conv5x5(32)-pool-128-10{}{}",
+                     options.batch_norm ? ", batch norm" : "",
+                     options.dropout > 0 ? fmt::format(", dropout {}", options.dropout) : "");
 }
 
 // The loss the user chose: cross-entropy from logits, or the seed's softmax + MSE pairing.
@@ -186,14 +245,16 @@ struct Evaluation {
 };
 
 // Accuracy and mean loss over a dataset, in batches, recording nothing.
-Evaluation evaluate(nn::Module& model, const io::Dataset& data, const std::string& loss) {
+Evaluation evaluate(nn::Module& model, const io::Dataset& data, const std::string& loss,
+                    const std::string& kind) {
   NoGradGuard no_grad;
   model.eval();
-  io::BatchLoader loader(data, 1000, 0, /*shuffle=*/false);
+  // A CNN's im2col buffers grow with the batch (1000 images would need ~0.6 GB): smaller batches.
+  io::BatchLoader loader(data, kind == "cnn" ? 200 : 1000, 0, /*shuffle=*/false);
   Evaluation result;
   std::size_t correct = 0;
   while (auto batch = loader.next()) {
-    const Tensor logits = model(batch->images);
+    const Tensor logits = model(model_input(batch->images, kind));
     result.loss +=
         loss_of(logits, batch->labels, loss).item() * static_cast<double>(batch->labels.numel());
     const auto z = logits.values();
@@ -250,27 +311,36 @@ void write_plot(const std::string& csv, const std::string& png, const std::strin
 
 int evaluate_saved(const Options& options) {
   const io::SafetensorsFile file = io::read_safetensors(options.load);
-  std::vector<std::int64_t> hidden = options.hidden;
-  if (auto it = file.metadata.find("hidden"); it != file.metadata.end()) {
-    if (auto bad = parse_sizes(it->second, hidden)) {
+  Options saved = options;  // the architecture comes from the checkpoint's metadata
+  const auto meta = [&](const char* key) -> const std::string* {
+    auto it = file.metadata.find(key);
+    return it == file.metadata.end() ? nullptr : &it->second;
+  };
+  if (const auto* model = meta("model")) saved.model = *model;
+  if (const auto* hidden = meta("hidden")) {
+    if (auto bad = parse_sizes(*hidden, saved.hidden)) {
       throw std::runtime_error(fmt::format("{}: metadata 'hidden': {}", options.load, *bad));
     }
   }
-  const std::string loss = file.metadata.contains("loss") ? file.metadata.at("loss") : options.loss;
+  if (const auto* dropout = meta("dropout")) saved.dropout = std::stod(*dropout);
+  if (const auto* batch_norm = meta("batch_norm")) saved.batch_norm = *batch_norm == "1";
+  if (const auto* loss = meta("loss")) saved.loss = *loss;
   Generator generator(options.seed);
-  auto model = make_model(hidden, generator);
-  io::NamedTensors parameters = model->named_parameters();
-  io::load_into(options.load, parameters);
+  auto model = make_model(saved, generator);
+  io::NamedTensors state = model->named_state();  // parameters and batch norm's buffers
+  io::load_into(options.load, state);
+  const std::string hidden_words = describe(saved);
+  const std::string& loss = saved.loss;
   if (options.dry_run) {
-    fmt::print("--dry-run: {} loads into 784-{}-10; stopping before the evaluation\n", options.load,
-               fmt::join(hidden, "-"));
+    fmt::print("--dry-run: {} loads into {}; stopping before the evaluation\n", options.load,
+               hidden_words);
     return 0;
   }
   const io::Dataset test = io::load_fashion_mnist(options.data_dir, io::Split::Test,
                                                   io::kFashionMnistMean, io::kFashionMnistStd);
-  const Evaluation result = evaluate(*model, test, loss);
-  fmt::print("loaded {} (784-{}-10), test loss {:.4f} test accuracy {:.4f}\n", options.load,
-             fmt::join(hidden, "-"), result.loss, result.accuracy);
+  const Evaluation result = evaluate(*model, test, loss, saved.model);
+  fmt::print("loaded {} ({}), test loss {:.4f} test accuracy {:.4f}\n", options.load, hidden_words,
+             result.loss, result.accuracy);
   return 0;
 }
 
@@ -281,7 +351,8 @@ int train(const Options& options) {
   const io::Dataset test = io::load_fashion_mnist(options.data_dir, io::Split::Test,
                                                   io::kFashionMnistMean, io::kFashionMnistStd);
   Generator generator(options.seed);
-  auto model = make_model(options.hidden, generator);
+  std::string layers;
+  auto model = make_model(options, generator, &layers);
   std::unique_ptr<nn::Optimizer> optimizer;
   if (options.optimizer == "sgd") {
     optimizer = std::make_unique<nn::SGD>(model->parameters(),
@@ -293,9 +364,8 @@ int train(const Options& options) {
   nn::CosineAnnealingLR schedule(*optimizer, options.epochs, 0.0);
   io::BatchLoader loader(train, options.batch_size, options.seed);
   const bool terminal = isatty(fileno(stdout)) != 0;
-  fmt::print("training 784-{}-10 ({}, {} loss) on {} images, batch {}, {} epochs\n",
-             fmt::join(options.hidden, "-"), options.optimizer, options.loss, train.size(),
-             options.batch_size, options.epochs);
+  fmt::print("training {} ({}, {} loss) on {} images, batch {}, {} epochs\n", describe(options),
+             options.optimizer, options.loss, train.size(), options.batch_size, options.epochs);
   if (options.dry_run) {
     fmt::print("--dry-run: the options and the data are fine; stopping before training\n");
     return 0;
@@ -314,7 +384,7 @@ int train(const Options& options) {
     const std::size_t total = loader.batches_per_epoch();
     while (auto batch = loader.next()) {
       Tape tape;  // one tape per step: everything it recorded is freed at the end of the step
-      const Tensor logits = (*model)(batch->images);
+      const Tensor logits = (*model)(model_input(batch->images, options.model));
       const Tensor loss = loss_of(logits, batch->labels, options.loss);
       optimizer->zero_grad();
       loss.backward();
@@ -339,7 +409,7 @@ int train(const Options& options) {
     schedule.step();
     const double train_loss = loss_sum / static_cast<double>(seen);
     const double train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
-    last_test = evaluate(*model, test, options.loss);
+    last_test = evaluate(*model, test, options.loss, options.model);
     const double seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     if (terminal) fmt::print("\r\033[2K");
     fmt::print(
@@ -356,19 +426,20 @@ int train(const Options& options) {
   }
   fmt::print("done in {:.1f}s\n", std::chrono::duration<double>(Clock::now() - run_start).count());
   if (!options.save.empty()) {
-    io::save_safetensors(
-        options.save, model->named_parameters(),
-        {{"architecture", fmt::format("mlp 784-{}-10 relu", fmt::join(options.hidden, "-"))},
-         {"hidden", join_sizes(options.hidden)},
-         {"loss", options.loss},
-         {"epochs", std::to_string(options.epochs)},
-         {"test_accuracy", fmt::format("{:.4f}", last_test.accuracy)}});
+    io::save_safetensors(options.save, model->named_state(),
+                         {{"architecture", layers},
+                          {"model", options.model},
+                          {"hidden", join_sizes(options.hidden)},
+                          {"dropout", fmt::format("{}", options.dropout)},
+                          {"batch_norm", options.batch_norm ? "1" : "0"},
+                          {"loss", options.loss},
+                          {"epochs", std::to_string(options.epochs)},
+                          {"test_accuracy", fmt::format("{:.4f}", last_test.accuracy)}});
     fmt::print("saved {}\n", options.save);
   }
   if (!options.plot.empty()) {  // validate() made sure --metrics was given
     write_plot(options.metrics, options.plot,
-               fmt::format("Fashion-MNIST 784-{}-10, {} loss", fmt::join(options.hidden, "-"),
-                           options.loss));
+               fmt::format("Fashion-MNIST {}, {} loss", describe(options), options.loss));
   }
   return 0;
 }
@@ -377,7 +448,7 @@ int train(const Options& options) {
 
 int main(int argc, char** argv) {
   Options options;
-  CLI::App app{"Train an MLP on Fashion-MNIST with tapegrad, or evaluate a saved one."};
+  CLI::App app{"Train an MLP or a CNN on Fashion-MNIST with tapegrad, or evaluate a saved one."};
   std::string hidden = join_sizes(options.hidden);
   app.add_option("--data-dir", options.data_dir, "folder with the four IDX .gz files")
       ->capture_default_str();
@@ -390,7 +461,15 @@ int main(int argc, char** argv) {
   app.add_option("--lr", options.lr, "initial learning rate (cosine decay to 0)")
       ->capture_default_str()
       ->check(positive_finite());
-  app.add_option("--hidden", hidden, "hidden layer sizes, comma separated")->capture_default_str();
+  app.add_option("--model", options.model, "mlp (784-hidden-10) or cnn (two 5x5 convolutions)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mlp", "cnn"}));
+  app.add_option("--hidden", hidden, "mlp: hidden layer sizes, comma separated")
+      ->capture_default_str();
+  app.add_option("--dropout", options.dropout, "cnn: dropout before the last Linear (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.95));
+  app.add_flag("--batch-norm", options.batch_norm, "cnn: BatchNorm2d after each convolution");
   app.add_option("--optimizer", options.optimizer, "adam or sgd (momentum 0.9)")
       ->capture_default_str()
       ->check(CLI::IsMember({"adam", "sgd"}));
@@ -421,7 +500,14 @@ int main(int argc, char** argv) {
                "check the options and load the data, print what would be trained, then stop");
   CLI11_PARSE(app, argc, argv);
   // Everything is checked before any data is read or any file written: a mistake costs nothing.
-  if (const auto problems = validate(options, hidden); !problems.empty()) {
+  auto problems = validate(options, hidden);
+  if (options.model != "cnn" && (app.count("--dropout") > 0 || options.batch_norm)) {
+    problems.push_back("--dropout and --batch-norm apply to --model cnn only");
+  }
+  if (options.model == "cnn" && app.count("--hidden") > 0) {
+    problems.push_back("--hidden applies to --model mlp only (the CNN's sizes are fixed)");
+  }
+  if (!problems.empty()) {
     for (const auto& problem : problems) fmt::print(stderr, "fashion_mnist: {}\n", problem);
     fmt::print(stderr, "Run with --help for the options.\n");
     return 2;

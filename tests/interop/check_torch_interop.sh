@@ -3,6 +3,9 @@
 # accuracy. Skips (exit 77) when PyTorch (Debian python3-torch) or the dataset is missing.
 set -euo pipefail
 fashion_mnist=$1
+shift  # the rest: the model's options (default: a small MLP)
+model_options=("$@")
+[ ${#model_options[@]} -eq 0 ] && model_options=(--hidden 48,24)
 here=$(cd "$(dirname "$0")" && pwd)
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
   echo "skipped: PyTorch is not installed (apt-get install python3-torch)"; exit 77
@@ -12,7 +15,7 @@ if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
 fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-ours=$("$fashion_mnist" --train-limit 3000 --epochs 1 --hidden 48,24 --save "$scratch/m.safetensors" |
+ours=$("$fashion_mnist" --train-limit 3000 --epochs 1 "${model_options[@]}" --save "$scratch/m.safetensors" |
   sed -n 's/.*test accuracy \(0\.[0-9]*\)$/\1/p' | tail -1)
 theirs=$(/usr/bin/python3 "$here/torch_load.py" "$scratch/m.safetensors" |
   sed -n 's/^pytorch test accuracy \(0\.[0-9]*\)$/\1/p')

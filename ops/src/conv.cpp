@@ -1,0 +1,426 @@
+// Convolutions through im2col + dgemm: conv2d, its two gradient ops (conv2d_input, conv2d_weight)
+// and conv1d on top. Formulas and shapes in conv.hpp.
+#include "tapegrad/ops/conv.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "kernels.hpp"
+#include "tapegrad/core/broadcast.hpp"
+#include "tapegrad/core/error.hpp"
+#include "tapegrad/core/tape.hpp"
+#include "tapegrad/ops/shape_ops.hpp"
+
+namespace tapegrad {
+
+namespace {
+using Inputs = std::span<const Tensor>;
+using Grads = TensorList;
+
+// Everything a kernel needs, checked once. Signed, because padded coordinates go negative.
+struct Geometry {
+  std::int64_t n, c, h, w;  // input [N, C, H, W]
+  std::int64_t o, kh, kw;   // weight [O, C/G, kh, kw]
+  std::int64_t ho, wo;      // output [N, O, Ho, Wo]
+  std::int64_t sh, sw, ph, pw, dh, dw, groups;
+  std::int64_t cg() const { return c / groups; }
+  std::int64_t og() const { return o / groups; }
+  std::int64_t k() const { return cg() * kh * kw; }  // rows of a column matrix
+  std::int64_t l() const { return ho * wo; }         // its columns: output positions
+  // A 1x1 kernel with unit stride and no padding reads the input as its own column matrix.
+  bool direct() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+  Shape output_shape() const { return Shape{n, o, ho, wo}; }
+};
+
+Geometry geometry(std::string_view op, const Shape& x, const Shape& wt, const Conv2dOptions& opt) {
+  if (x.rank() != 4) {
+    throw ShapeError(
+        fmt::format("{}: input must be 4-D [N, C, H, W], got {} dimensions ({} vs "
+                    "weight {})",
+                    op, x.rank(), x, wt));
+  }
+  if (wt.rank() != 4) {
+    throw ShapeError(
+        fmt::format("{}: weight must be 4-D [O, C/groups, kh, kw], got {} dimensions "
+                    "(input {} vs weight {})",
+                    op, wt.rank(), x, wt));
+  }
+  const auto check_at_least = [&](std::string_view what, IntPair v, std::int64_t low) {
+    if (v.h < low || v.w < low) {
+      throw ValueError(fmt::format("{}: {} must be {}, got ({}, {}) (input {} vs weight {})", op,
+                                   what, low == 1 ? "positive" : "non-negative", v.h, v.w, x, wt));
+    }
+  };
+  check_at_least("stride", opt.stride, 1);
+  check_at_least("dilation", opt.dilation, 1);
+  check_at_least("padding", opt.padding, 0);
+  if (opt.groups < 1) {
+    throw ValueError(fmt::format("{}: groups must be positive, got {} (input {} vs weight {})", op,
+                                 opt.groups, x, wt));
+  }
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (wt[i] < 1) {
+      throw ShapeError(
+          fmt::format("{}: weight has an empty dimension (input {} vs weight {})", op, x, wt));
+    }
+  }
+  const Geometry base{x[0],
+                      x[1],
+                      x[2],
+                      x[3],
+                      wt[0],
+                      wt[2],
+                      wt[3],
+                      0,
+                      0,
+                      opt.stride.h,
+                      opt.stride.w,
+                      opt.padding.h,
+                      opt.padding.w,
+                      opt.dilation.h,
+                      opt.dilation.w,
+                      opt.groups};
+  Geometry g = base;
+  if (g.o % g.groups != 0 || g.c % g.groups != 0) {
+    throw ValueError(
+        fmt::format("{}: groups = {} must divide both the input channels ({}) and the "
+                    "output channels ({}) (input {} vs weight {})",
+                    op, g.groups, g.c, g.o, x, wt));
+  }
+  if (g.c != wt[1] * g.groups) {
+    throw ShapeError(
+        fmt::format("{}: input has {} channels, weight expects {} ({} per group x {} "
+                    "groups) (input {} vs weight {})",
+                    op, g.c, wt[1] * g.groups, wt[1], g.groups, x, wt));
+  }
+  const std::int64_t eh = g.dh * (g.kh - 1) + 1;  // the dilated kernel's extent
+  const std::int64_t ew = g.dw * (g.kw - 1) + 1;
+  if (g.h + 2 * g.ph < eh || g.w + 2 * g.pw < ew) {
+    throw ShapeError(
+        fmt::format("{}: kernel {}x{} (dilated) is larger than the padded input "
+                    "{}x{} (input {} vs weight {})",
+                    op, eh, ew, g.h + 2 * g.ph, g.w + 2 * g.pw, x, wt));
+  }
+  g.ho = (g.h + 2 * g.ph - eh) / g.sh + 1;
+  g.wo = (g.w + 2 * g.pw - ew) / g.sw + 1;
+  return g;
+}
+
+// A gradient op's grad_output must have the shape the convolution would have produced.
+void check_grad_output(std::string_view op, const Geometry& g, const Tensor& grad_output) {
+  if (grad_output.shape() != g.output_shape()) {
+    throw ShapeError(
+        fmt::format("{}: grad_output must have the convolution's output shape ({} vs "
+                    "{})",
+                    op, grad_output.shape(), g.output_shape()));
+  }
+}
+
+// The padded extent of one sample's group of channels: [C/G, H + 2 ph, W + 2 pw].
+std::int64_t padded_h(const Geometry& g) {
+  return g.h + 2 * g.ph;
+}
+std::int64_t padded_w(const Geometry& g) {
+  return g.w + 2 * g.pw;
+}
+bool padded(const Geometry& g) {
+  return g.ph != 0 || g.pw != 0;
+}
+
+// One sample's group of input channels x [C/G, H, W] -> col [C/G kh kw, Ho Wo]: row (c, a, e)
+// holds, for every output position (i, j), the input element kernel tap (a, e) meets there. With
+// padding, x is first copied into a zero-bordered `scratch` [C/G, H + 2 ph, W + 2 pw] (a few KB),
+// so that every row of col is a plain copy with no bounds test: im2col is memory traffic, and
+// branches in its short rows (Wo elements) cost as much as the copy.
+// `scratch` holds cg hp wp doubles whose border the caller has zeroed (it is never written here).
+void im2col(const double* x, const Geometry& g, double* col, double* scratch) {
+  const std::int64_t hp = padded_h(g), wp = padded_w(g);
+  const double* src = x;
+  if (padded(g)) {
+    for (std::int64_t c = 0; c < g.cg(); ++c) {
+      for (std::int64_t r = 0; r < g.h; ++r) {
+        const double* in = x + (c * g.h + r) * g.w;
+        double* out = scratch + (c * hp + r + g.ph) * wp + g.pw;
+        for (std::int64_t j = 0; j < g.w; ++j) out[j] = in[j];
+      }
+    }
+    src = scratch;
+  }
+  for (std::int64_t c = 0; c < g.cg(); ++c) {
+    for (std::int64_t a = 0; a < g.kh; ++a) {
+      for (std::int64_t e = 0; e < g.kw; ++e) {
+        double* row = col + ((c * g.kh + a) * g.kw + e) * g.l();
+        for (std::int64_t i = 0; i < g.ho; ++i) {
+          const double* in = src + (c * hp + i * g.sh + a * g.dh) * wp + e * g.dw;
+          double* out = row + i * g.wo;
+          if (g.sw == 1) {
+            for (std::int64_t j = 0; j < g.wo; ++j) out[j] = in[j];
+          } else {
+            for (std::int64_t j = 0; j < g.wo; ++j) out[j] = in[j * g.sw];
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: adds each column entry back onto the input element it was read from
+// (into the zero-bordered scratch when padded, whose interior is then added onto x).
+// `scratch` holds cg hp wp doubles (any values).
+void col2im(const double* col, const Geometry& g, double* x, double* scratch) {
+  const std::int64_t hp = padded_h(g), wp = padded_w(g);
+  double* dst = x;
+  if (padded(g)) {
+    std::fill(scratch, scratch + g.cg() * hp * wp, 0.0);
+    dst = scratch;
+  }
+  for (std::int64_t c = 0; c < g.cg(); ++c) {
+    for (std::int64_t a = 0; a < g.kh; ++a) {
+      for (std::int64_t e = 0; e < g.kw; ++e) {
+        const double* row = col + ((c * g.kh + a) * g.kw + e) * g.l();
+        for (std::int64_t i = 0; i < g.ho; ++i) {
+          const double* in = row + i * g.wo;
+          double* out = dst + (c * hp + i * g.sh + a * g.dh) * wp + e * g.dw;
+          if (g.sw == 1) {
+            for (std::int64_t j = 0; j < g.wo; ++j) out[j] += in[j];
+          } else {
+            for (std::int64_t j = 0; j < g.wo; ++j) out[j * g.sw] += in[j];
+          }
+        }
+      }
+    }
+  }
+  if (!padded(g)) return;
+  for (std::int64_t c = 0; c < g.cg(); ++c) {
+    for (std::int64_t r = 0; r < g.h; ++r) {
+      const double* in = scratch + (c * hp + r + g.ph) * wp + g.pw;
+      double* out = x + (c * g.h + r) * g.w;
+      for (std::int64_t j = 0; j < g.w; ++j) out[j] += in[j];
+    }
+  }
+}
+
+// Per-thread working memory of the lowering (the column matrix and the padded sample), kept
+// between calls and grown as needed: a training step makes the same convolutions every step, and
+// allocating and zeroing ~1 MB per call showed in profiles. Never shrinks (memory stays flat
+// over steps). No kernel calls another op while it holds these.
+struct Workspace {
+  double* col;
+  double* pad;
+};
+Workspace workspace(const Geometry& g, bool zero_pad) {
+  thread_local std::vector<double> col, pad;
+  const auto need_col = static_cast<std::size_t>(g.direct() ? 0 : g.k() * g.l());
+  const auto need_pad =
+      static_cast<std::size_t>(padded(g) ? g.cg() * padded_h(g) * padded_w(g) : 0);
+  if (col.size() < need_col) col.resize(need_col);
+  if (pad.size() < need_pad) pad.resize(need_pad);
+  if (zero_pad) std::fill(pad.begin(), pad.begin() + static_cast<std::ptrdiff_t>(need_pad), 0.0);
+  return {col.data(), pad.data()};
+}
+
+void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
+           std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
+           std::int64_t ldc) {
+  if (m == 0 || n == 0 || k == 0) return;
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0, a,
+              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+// y[n, group] [O/G, Ho Wo] = w[group] [O/G, K] col [K, Ho Wo]
+std::vector<double> forward_kernel(const Geometry& g, const double* x, const double* w) {
+  std::vector<double> y(static_cast<std::size_t>(g.n * g.o * g.l()));
+  const Workspace ws = workspace(g, true);
+  for (std::int64_t n = 0; n < g.n; ++n) {
+    for (std::int64_t q = 0; q < g.groups; ++q) {
+      const double* xg = x + (n * g.c + q * g.cg()) * g.h * g.w;
+      if (!g.direct()) im2col(xg, g, ws.col, ws.pad);
+      dgemm(false, false, g.og(), g.l(), g.k(), w + q * g.og() * g.k(), g.k(),
+            g.direct() ? xg : ws.col, g.l(), 0.0, y.data() + (n * g.o + q * g.og()) * g.l(), g.l());
+    }
+  }
+  return y;
+}
+
+// col [K, Ho Wo] = w[group]^T [K, O/G] gy[n, group] [O/G, Ho Wo], then col2im onto dx[n, group].
+std::vector<double> input_kernel(const Geometry& g, const double* w, const double* gy) {
+  std::vector<double> dx(static_cast<std::size_t>(g.n * g.c * g.h * g.w), 0.0);
+  const Workspace ws = workspace(g, false);  // col2im zeroes its own padded buffer
+  for (std::int64_t n = 0; n < g.n; ++n) {
+    for (std::int64_t q = 0; q < g.groups; ++q) {
+      double* dxg = dx.data() + (n * g.c + q * g.cg()) * g.h * g.w;
+      dgemm(true, false, g.k(), g.l(), g.og(), w + q * g.og() * g.k(), g.k(),
+            gy + (n * g.o + q * g.og()) * g.l(), g.l(), 0.0, g.direct() ? dxg : ws.col, g.l());
+      if (!g.direct()) col2im(ws.col, g, dxg, ws.pad);
+    }
+  }
+  return dx;
+}
+
+// dw[group] [O/G, K] += gy[n, group] [O/G, Ho Wo] col^T [Ho Wo, K], summed over the batch.
+std::vector<double> weight_kernel(const Geometry& g, const double* x, const double* gy) {
+  std::vector<double> dw(static_cast<std::size_t>(g.o * g.k()), 0.0);
+  const Workspace ws = workspace(g, true);
+  for (std::int64_t n = 0; n < g.n; ++n) {
+    for (std::int64_t q = 0; q < g.groups; ++q) {
+      const double* xg = x + (n * g.c + q * g.cg()) * g.h * g.w;
+      if (!g.direct()) im2col(xg, g, ws.col, ws.pad);
+      dgemm(false, true, g.og(), g.k(), g.l(), gy + (n * g.o + q * g.og()) * g.l(), g.l(),
+            g.direct() ? xg : ws.col, g.l(), 1.0, dw.data() + q * g.og() * g.k(), g.k());
+    }
+  }
+  return dw;
+}
+
+// db[o] = sum over n, i, j of g[n, o, i, j], in one pass (two axis sums would make a pass each).
+// Its rule spreads gg back over those axes.
+Tensor conv2d_bias_grad(const Tensor& g) {
+  const std::int64_t n = g.shape()[0], o = g.shape()[1], l = g.shape()[2] * g.shape()[3];
+  std::vector<double> db(static_cast<std::size_t>(o), 0.0);
+  const double* gv = g.values().data();
+  for (std::int64_t b = 0; b < n; ++b) {
+    for (std::int64_t c = 0; c < o; ++c) {
+      const double* row = gv + (b * o + c) * l;
+      double total = 0.0;
+      for (std::int64_t i = 0; i < l; ++i) total += row[i];
+      db[static_cast<std::size_t>(c)] += total;
+    }
+  }
+  return record({"conv2d_bias_grad", "dg = broadcast_to(gg as [1, O, 1, 1], g.shape)"}, Shape{o},
+                std::move(db), {g}, [o](const Tensor& gg, const Tensor&, Inputs in) {
+                  return Grads{broadcast_to(reshape(gg, {1, o, 1, 1}), in[0].shape())};
+                });
+}
+
+Tensor conv2d_no_bias(const Tensor& x, const Tensor& weight, Conv2dOptions opt,
+                      std::source_location where) {
+  const Geometry g = geometry("conv2d", x.shape(), weight.shape(), opt);
+  return record(
+      {"conv2d", "dx = conv2d_input(x.shape, w, g), dw = conv2d_weight(x, w.shape, g)"},
+      g.output_shape(), forward_kernel(g, x.values().data(), weight.values().data()), {x, weight},
+      [opt](const Tensor& gy, const Tensor&, Inputs in) {
+        Tensor dx, dw;
+        if (kernels::needs_grad(in, 0)) dx = conv2d_input(in[0].shape(), in[1], gy, opt);
+        if (kernels::needs_grad(in, 1)) dw = conv2d_weight(in[0], in[1].shape(), gy, opt);
+        return Grads{dx, dw};
+      },
+      where);
+}
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dOptions options,
+              std::source_location where) {
+  if (x.rank() == 3) {  // unbatched [C, H, W], as PyTorch: a batch of one
+    const auto& d = x.shape().dims();
+    const Tensor y = conv2d(reshape(x, {1, d[0], d[1], d[2]}, where), weight, bias, options, where);
+    const auto& e = y.shape().dims();
+    return reshape(y, {e[1], e[2], e[3]}, where);
+  }
+  const Geometry g = geometry("conv2d", x.shape(), weight.shape(), options);
+  if (!bias.defined()) return conv2d_no_bias(x, weight, options, where);
+  if (bias.shape() != Shape{g.o}) {
+    throw ShapeError(
+        fmt::format("conv2d: bias must be [{}], one per output channel ({} vs weight "
+                    "{})",
+                    g.o, bias.shape(), weight.shape()));
+  }
+  std::vector<double> y = forward_kernel(g, x.values().data(), weight.values().data());
+  const std::span<const double> bv = bias.values();
+  for (std::int64_t n = 0; n < g.n; ++n) {
+    for (std::int64_t o = 0; o < g.o; ++o) {
+      double* row = y.data() + (n * g.o + o) * g.l();
+      for (std::int64_t i = 0; i < g.l(); ++i) row[i] += bv[static_cast<std::size_t>(o)];
+    }
+  }
+  return record(
+      {"conv2d",
+       "dx = conv2d_input(x.shape, w, g), dw = conv2d_weight(x, w.shape, g), db = sum_nij g"},
+      g.output_shape(), std::move(y), {x, weight, bias},
+      [options](const Tensor& gy, const Tensor&, Inputs in) {
+        Tensor dx, dw, db;
+        if (kernels::needs_grad(in, 0)) dx = conv2d_input(in[0].shape(), in[1], gy, options);
+        if (kernels::needs_grad(in, 1)) dw = conv2d_weight(in[0], in[1].shape(), gy, options);
+        if (kernels::needs_grad(in, 2)) db = conv2d_bias_grad(gy);
+        return Grads{dx, dw, db};
+      },
+      where);
+}
+
+Tensor conv2d_input(const Shape& input_shape, const Tensor& weight, const Tensor& grad_output,
+                    Conv2dOptions options, std::source_location where) {
+  const Geometry g = geometry("conv2d_input", input_shape, weight.shape(), options);
+  check_grad_output("conv2d_input", g, grad_output);
+  return record(
+      {"conv2d_input", "dw = conv2d_weight(gg, w.shape, g), dg = conv2d(gg, w)"}, input_shape,
+      input_kernel(g, weight.values().data(), grad_output.values().data()), {weight, grad_output},
+      [options](const Tensor& gg, const Tensor&, Inputs in) {
+        Tensor dw, dg;
+        if (kernels::needs_grad(in, 0)) dw = conv2d_weight(gg, in[0].shape(), in[1], options);
+        if (kernels::needs_grad(in, 1)) dg = conv2d(gg, in[0], Tensor(), options);
+        return Grads{dw, dg};
+      },
+      where);
+}
+
+Tensor conv2d_weight(const Tensor& x, const Shape& weight_shape, const Tensor& grad_output,
+                     Conv2dOptions options, std::source_location where) {
+  const Geometry g = geometry("conv2d_weight", x.shape(), weight_shape, options);
+  check_grad_output("conv2d_weight", g, grad_output);
+  return record(
+      {"conv2d_weight", "dx = conv2d_input(x.shape, gw, g), dg = conv2d(x, gw)"}, weight_shape,
+      weight_kernel(g, x.values().data(), grad_output.values().data()), {x, grad_output},
+      [options](const Tensor& gw, const Tensor&, Inputs in) {
+        Tensor dx, dg;
+        if (kernels::needs_grad(in, 0)) dx = conv2d_input(in[0].shape(), gw, in[1], options);
+        if (kernels::needs_grad(in, 1)) dg = conv2d(in[0], gw, Tensor(), options);
+        return Grads{dx, dg};
+      },
+      where);
+}
+
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv1dOptions options,
+              std::source_location where) {
+  if (x.rank() == 2) {  // unbatched [C, L]
+    const auto& d = x.shape().dims();
+    const Tensor y = conv1d(reshape(x, {1, d[0], d[1]}, where), weight, bias, options, where);
+    const auto& e = y.shape().dims();
+    return reshape(y, {e[1], e[2]}, where);
+  }
+  if (x.rank() != 3 || weight.rank() != 3) {
+    throw ShapeError(
+        fmt::format("conv1d: input must be 3-D [N, C, L] and weight 3-D [O, C/groups, "
+                    "k] (input {} vs weight {})",
+                    x.shape(), weight.shape()));
+  }
+  const auto& xd = x.shape().dims();
+  const auto& wd = weight.shape().dims();
+  // The 2-D machinery on a height of 1. Errors name conv2d's 4-D shapes; the 1-D ones say which.
+  const Conv2dOptions o2{.stride = {1, options.stride},
+                         .padding = {0, options.padding},
+                         .dilation = {1, options.dilation},
+                         .groups = options.groups};
+  // Rethrown as conv1d's own error, naming the 1-D shapes (the message from conv2d names 4-D ones).
+  const auto as_conv1d = [&](const std::exception& e) {
+    std::string_view what = e.what();
+    if (what.starts_with("conv2d: ")) what.remove_prefix(8);
+    return fmt::format("conv1d: {} (1-D input {} vs weight {})", what, x.shape(), weight.shape());
+  };
+  Tensor y;
+  try {
+    y = conv2d(reshape(x, {xd[0], xd[1], 1, xd[2]}, where),
+               reshape(weight, {wd[0], wd[1], 1, wd[2]}, where), bias, o2, where);
+  } catch (const ShapeError& e) {
+    throw ShapeError(as_conv1d(e));
+  } catch (const ValueError& e) {
+    throw ValueError(as_conv1d(e));
+  }
+  const auto& yd = y.shape().dims();
+  return reshape(y, {yd[0], yd[1], yd[3]}, where);
+}
+
+}  // namespace tapegrad
