@@ -1,8 +1,10 @@
 # Sourced by the scripts: installs the Debian packages tapegrad needs, only those missing, and
 # configures + builds the tree in build/. Works on a fresh Debian machine as root (or with sudo).
 
+# python3 runs the doc checks (tests/docs) and the PyTorch side of the parity tests.
 tapegrad_packages=(cmake ninja-build g++ pkg-config libfmt-dev libgtest-dev libgmock-dev
-  libopenblas-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libbenchmark-dev gnuplot-nox graphviz)
+  libopenblas-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libbenchmark-dev gnuplot-nox graphviz
+  python3)
 
 ensure_packages() {
   local missing=() package
