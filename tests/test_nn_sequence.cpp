@@ -148,6 +148,24 @@ TEST(TorchParity, EmbeddingLinearGeluAndCausalSelfAttention) {
   EXPECT_EQ(r.cases, 6u);
 }
 
+// Masked attention logits are -inf on purpose: anomaly mode must let them through, and still
+// report the NaN of a row with every position masked.
+TEST(AnomalyMode, MaskedFillWithMinusInfIsIntendedButAFullyMaskedRowIsReported) {
+  AnomalyGuard anomaly;
+  const Tensor x = normal({3, 3}, 90);
+  {
+    Tape tape;
+    const Tensor p = softmax(masked_fill(x, triu(ones({3, 3}), 1), -INFINITY), -1);
+    EXPECT_NO_THROW(sum(p * normal({3, 3}, 91)).backward());
+    EXPECT_EQ(p.at({0, 1}), 0.0);
+    for (double v : x.grad().values()) EXPECT_TRUE(std::isfinite(v));
+  }
+  Tape tape;
+  const Tensor all_masked = masked_fill(x, ones({3, 3}), -INFINITY);
+  EXPECT_THROW(softmax(all_masked, -1), AnomalyError);                   // every row is 0/0
+  EXPECT_THROW(log(zeros({2})), AnomalyError);  // log(0): still reported
+}
+
 TEST(NnMisuse, SequenceLayersRejectBadSizesShapesAndIndices) {
   Generator gen(0);
   EXPECT_THROW(nn::CausalSelfAttention(10, 3, gen), ValueError);

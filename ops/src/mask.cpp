@@ -1,6 +1,10 @@
 // where, masked_fill, tril and triu: each kernel, then its rule. Formulas and shapes in mask.hpp.
 #include "tapegrad/ops/mask.hpp"
 
+#include <cmath>
+#include <optional>
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "kernels.hpp"
@@ -96,6 +100,10 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value, std::sourc
   const std::span<const double> xv = x.values();
   std::vector<double> y(xv.size());
   for (std::size_t i = 0; i < y.size(); ++i) y[i] = m[i] ? value : xv[i];
+  // Filling with -inf is how attention masks logits: those infinities are asked for, so anomaly
+  // mode does not report them (an inf x already held was reported by the op that made it).
+  std::optional<AnomalyGuard> intended;
+  if (std::isinf(value) && is_anomaly_enabled()) intended.emplace(false);
   return record(
       {"masked_fill", "dx = masked_fill(g, mask, 0)"}, x.shape(), std::move(y), {x},
       // Filled places get an exact 0, never value * 0 (NaN for value = -inf).
