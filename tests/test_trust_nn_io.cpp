@@ -17,6 +17,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -155,6 +156,22 @@ bool torch_available() {
   return available;
 }
 
+// The source tree this test binary was built from: CMakeCache.txt's CMAKE_HOME_DIRECTORY, found
+// from the binary's own location (so no absolute path is compiled in).
+fs::path source_dir() {
+  std::error_code error;
+  for (fs::path dir = fs::read_symlink("/proc/self/exe", error).parent_path(); !dir.empty();
+       dir = dir.parent_path()) {
+    std::ifstream cache(dir / "CMakeCache.txt");
+    for (std::string line; std::getline(cache, line);) {
+      const std::string key = "CMAKE_HOME_DIRECTORY:INTERNAL=";
+      if (line.starts_with(key)) return line.substr(key.size());
+    }
+    if (dir == dir.root_path()) break;
+  }
+  return {};
+}
+
 std::string python_list(std::span<const double> values) {
   std::string text = "[";
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -276,10 +293,12 @@ print(" ".join(repr(v) for v in lin.weight.detach().flatten().tolist() + lin.bia
     ASSERT_EQ(actual.size(), expected.size()) << run.name << ": " << output;
     double worst = 0.0;
     for (std::size_t i = 0; i < actual.size(); ++i) {
-      worst = std::max(worst, std::abs(actual[i] - expected[i]) / std::max(1.0, std::abs(expected[i])));
+      worst =
+          std::max(worst, std::abs(actual[i] - expected[i]) / std::max(1.0, std::abs(expected[i])));
     }
     EXPECT_LE(worst, 1e-12) << run.name;
-    fmt::print("  {} on a shared Linear, 3 steps: worst error vs PyTorch {:.3g}\n", run.name, worst);
+    fmt::print("  {} on a shared Linear, 3 steps: worst error vs PyTorch {:.3g}\n", run.name,
+               worst);
   }
 }
 
@@ -307,12 +326,14 @@ struct OptimizerCase {
 std::vector<OptimizerCase> optimizer_cases() {
   return {
       {"SGD",
-       [](std::vector<Tensor> p) { return std::make_unique<nn::SGD>(std::move(p), nn::SGDOptions{.lr = 0.1}); }},
+       [](std::vector<Tensor> p) {
+         return std::make_unique<nn::SGD>(std::move(p), nn::SGDOptions{.lr = 0.1});
+       }},
       {"SGD",
        [](std::vector<Tensor> p) {
          return std::make_unique<nn::SGD>(
-             std::move(p), nn::SGDOptions{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01,
-                                          .nesterov = true});
+             std::move(p),
+             nn::SGDOptions{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
        }},
       {"SGD",
        [](std::vector<Tensor> p) {
@@ -320,7 +341,9 @@ std::vector<OptimizerCase> optimizer_cases() {
              std::move(p), nn::SGDOptions{.lr = 0.1, .momentum = 0.9, .dampening = 0.5});
        }},
       {"Adam",
-       [](std::vector<Tensor> p) { return std::make_unique<nn::Adam>(std::move(p), nn::AdamOptions{.lr = 0.01}); }},
+       [](std::vector<Tensor> p) {
+         return std::make_unique<nn::Adam>(std::move(p), nn::AdamOptions{.lr = 0.01});
+       }},
       {"Adam",
        [](std::vector<Tensor> p) {
          return std::make_unique<nn::Adam>(std::move(p),
@@ -463,7 +486,8 @@ TEST(Misuse, IdxImagesOfZeroSamplesWhoseSampleSizeOverflows) {
   TempDir dir;
   // 0 images of 65536^4 = 2^64 pixels each: the file holds no pixels, but the sample size does
   // not fit in 64 bits (it used to wrap to 0 and give images [0, 0]).
-  const fs::path images = dir.write("img.idx", idx_bytes(0x08, {0, 65536, 65536, 65536, 65536}, {}));
+  const fs::path images =
+      dir.write("img.idx", idx_bytes(0x08, {0, 65536, 65536, 65536, 65536}, {}));
   const fs::path labels = dir.write("lbl.idx", idx_bytes(0x08, {0}, {}));
   EXPECT_THROWS_WITH(io::Dataset::from_idx(images, labels), io::FormatError, "Dataset::from_idx",
                      images.string(), "[0, 65536, 65536, 65536, 65536]", "overflow");
@@ -543,10 +567,10 @@ TEST(Misuse, RealTorchSaveFileIsNamedAsSuch) {
   if (!torch_available()) GTEST_SKIP() << "/usr/bin/python3 cannot import torch";
   TempDir dir;
   const fs::path path = dir.path() / "real.pt";
-  const std::string output = run_python(
-      fmt::format("import torch\ntorch.save(torch.nn.Linear(3, 2).state_dict(), '{}')\n",
-                  path.string()),
-      dir);
+  const std::string output =
+      run_python(fmt::format("import torch\ntorch.save(torch.nn.Linear(3, 2).state_dict(), '{}')\n",
+                             path.string()),
+                 dir);
   ASSERT_FALSE(output.starts_with("FAILED")) << output;
   EXPECT_THROWS_WITH(io::read_safetensors(path), io::FormatError, "real.pt", "zip", "torch.save");
 }
@@ -569,6 +593,132 @@ TEST(Misuse, FashionMnistDirectoryWithoutTheFilesGivesTheInstallHint) {
   no_labels.push_back("t10k-labels-idx1-ubyte.gz");
   EXPECT_TRUE(ThrowsWith<io::FormatError>(
       [&] { io::load_fashion_mnist(dir.path(), io::Split::Test); }, no_labels));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Named parameters in optimizers, and a model saved and loaded in one call.
+
+TEST(Misuse, OptimizerStepNamesTheParameterWhoseUpdateIsNotFinite) {
+  Generator generator(3);
+  auto model = nn::MLP({2, 3, 1}, nn::Activation::tanh, generator);
+  nn::Adam adam(model->named_parameters(), {.lr = 0.01});
+  EXPECT_EQ(adam.parameter_names(),
+            (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"}));
+  for (auto& [name, p] : model->named_parameters()) p.set_grad(ones_like(p));
+  Tensor bias = model->parameter("2.bias");
+  bias.set_grad(tapegrad::tensor({kInf}));
+  EXPECT_THROWS_WITH(adam.step(), ValueError, "Adam", "'2.bias' (parameter 3, shape [1])",
+                     "element [0]", "unchanged");
+  // Named duplicates say both names.
+  const Tensor w = zeros(Shape{2}).requires_grad_();
+  EXPECT_THROWS_WITH(nn::SGD(std::vector<std::pair<std::string, Tensor>>{{"a", w}, {"b", w}}),
+                     ValueError, "'b' (parameter 1, shape [2])", "same tensor as 'a'");
+}
+
+// The sentence of the issue, verbatim: it used to need a named lvalue.
+TEST(Checkpoint, LoadIntoTakesTheModelsNamedParametersDirectly) {
+  TempDir dir;
+  Generator generator(11);
+  auto saved = nn::MLP({3, 4, 2}, nn::Activation::relu, generator);
+  auto model = nn::MLP({3, 4, 2}, nn::Activation::relu, generator);
+  const fs::path path = dir.path() / "mlp.safetensors";
+  io::save_safetensors(path, saved->named_parameters());
+  io::load_into(path, model->named_parameters());
+  for (const auto& [name, p] : saved->named_parameters()) {
+    expect_bitwise_equal(values_of(model->parameter(name)), values_of(p), name);
+  }
+}
+
+TEST(Checkpoint, SaveModelAndLoadModelRoundTripWithMetadata) {
+  TempDir dir;
+  Generator generator(12);
+  auto saved = nn::MLP({3, 4, 2}, nn::Activation::relu, generator);
+  auto model = nn::MLP({3, 4, 2}, nn::Activation::relu, generator);
+  const fs::path path = dir.path() / "mlp.safetensors";
+  io::save_model(*saved, path, {{"epoch", "3"}});
+  const std::map<std::string, std::string> metadata = io::load_model(*model, path);
+  EXPECT_EQ(metadata, (std::map<std::string, std::string>{{"epoch", "3"}}));
+  for (const auto& [name, p] : saved->named_parameters()) {
+    expect_bitwise_equal(values_of(model->parameter(name)), values_of(p), name);
+  }
+  // The file holds exactly the PyTorch names.
+  std::vector<std::string> stored;
+  for (const auto& [name, t] : io::read_safetensors(path).tensors) stored.push_back(name);
+  EXPECT_EQ(stored, (std::vector<std::string>{"0.bias", "0.weight", "2.bias", "2.weight"}));
+
+  // All or nothing: another architecture is refused and nothing changes.
+  auto wider = nn::MLP({3, 5, 2}, nn::Activation::relu, generator);
+  const std::vector<double> before = values_of(wider->parameter("2.bias"));
+  EXPECT_THROWS_WITH(io::load_model(*wider, path), io::FormatError, "load_model", path.string(),
+                     "tensor '0.weight' has shape [4, 3] in the file but [5, 3] in the model");
+  expect_bitwise_equal(values_of(wider->parameter("2.bias")), before, "2.bias");
+  EXPECT_THROWS_WITH(io::load_model(*model, dir.path() / "missing.safetensors"), io::FormatError,
+                     "load_model", "cannot open");
+}
+
+TEST(Checkpoint, ModelWithASharedLayerIsStoredOnceAndLoadsBack) {
+  TempDir dir;
+  Generator generator(13);
+  auto lin = std::make_shared<nn::Linear>(2, 2, generator);
+  nn::Sequential saved({lin, std::make_shared<nn::Tanh>(), lin});
+  const fs::path path = dir.path() / "shared.safetensors";
+  io::save_model(saved, path);
+  EXPECT_EQ(io::read_safetensors(path).tensors.size(), 2u);
+  auto other = std::make_shared<nn::Linear>(2, 2, generator);
+  nn::Sequential loaded({other, std::make_shared<nn::Tanh>(), other});
+  io::load_model(loaded, path);
+  expect_bitwise_equal(values_of(other->parameter("weight")), values_of(lin->parameter("weight")),
+                       "weight");
+}
+
+// The conversion that the .pt message points to (docs/errors.md, "Converting a PyTorch
+// checkpoint") works as printed: the script is taken from the doc itself.
+TEST(Checkpoint, PyTorchCheckpointConvertedByTheDocumentedScriptLoads) {
+  if (!torch_available()) GTEST_SKIP() << "/usr/bin/python3 cannot import torch";
+  const fs::path doc = source_dir() / "docs" / "errors.md";
+  std::ifstream in(doc);
+  ASSERT_TRUE(in) << doc;
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const std::string marker = "```python\n# pt_to_safetensors.py";
+  const std::size_t begin = text.find(marker);
+  ASSERT_NE(begin, std::string::npos) << "no converter block in " << doc;
+  const std::size_t end = text.find("```\n", begin + marker.size());
+  ASSERT_NE(end, std::string::npos);
+  const std::string converter = text.substr(begin + 10, end - begin - 10);
+
+  TempDir dir;
+  const fs::path pt = dir.path() / "model.pt";
+  const fs::path converted = dir.path() / "model.safetensors";
+  {
+    std::ofstream out(dir.path() / "pt_to_safetensors.py");
+    out << converter;
+  }
+  const std::string output = run_python(
+      fmt::format(R"(import subprocess, sys, torch
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+torch.save(model.state_dict(), '{0}')
+subprocess.run([sys.executable, '{1}', '{0}', '{2}'], check=True)
+print(" ".join(repr(v) for p in model.state_dict().values() for v in p.double().flatten().tolist()))
+)",
+                  pt.string(), (dir.path() / "pt_to_safetensors.py").string(), converted.string()),
+      dir);
+  ASSERT_FALSE(output.empty() || output.starts_with("FAILED")) << output;
+  // The .pt itself is refused with the hint; the converted file loads into the same model.
+  EXPECT_THROWS_WITH(io::read_safetensors(pt), io::FormatError, "zip", "torch.save");
+  Generator generator(1);
+  auto model = nn::MLP({3, 4, 2}, nn::Activation::relu, generator);
+  io::load_model(*model, converted);
+  std::istringstream numbers(output);
+  std::vector<double> expected;
+  for (double v = 0; numbers >> v;) expected.push_back(v);
+  std::vector<double> actual;
+  for (const char* name : {"0.weight", "0.bias", "2.weight", "2.bias"}) {
+    const std::vector<double> v = values_of(model->parameter(name));
+    actual.insert(actual.end(), v.begin(), v.end());
+  }
+  // float32 weights widened to float64 on both sides: exact.
+  expect_bitwise_equal(actual, expected, "converted weights");
 }
 
 }  // namespace

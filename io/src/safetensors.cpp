@@ -315,8 +315,7 @@ class Reader {
           "truncated ({} bytes missing: the header describes {} bytes of tensor data and {} "
           "follow it), or its header is wrong. Was it cut short by a download, a copy or a full "
           "disk?",
-          cut.name, cut.begin, cut.end, buffer_size, covered - buffer_size, covered,
-          buffer_size));
+          cut.name, cut.begin, cut.end, buffer_size, covered - buffer_size, covered, buffer_size));
     }
     if (covered != buffer_size) {
       fail(
@@ -548,8 +547,7 @@ std::map<std::string, std::string> load_into_from(Reader&& reader, std::string_v
     }
     if (!parameter.defined() || !parameter.is_leaf()) {
       throw ValueError(fmt::format(
-          "{}: {}: parameter '{}' is {}; load into model->named_parameters()", op, file_name,
-          name,
+          "{}: {}: parameter '{}' is {}; load into model->named_parameters()", op, file_name, name,
           parameter.defined() ? fmt::format("the result of '{}', not a leaf", parameter.op())
                               : std::string("undefined")));
     }

@@ -119,8 +119,7 @@ void Optimizer::throw_non_finite(std::size_t index, std::size_t flat) const {
       "tapegrad::AnomalyGuard to find the op that made it; with a finite gradient, the learning "
       "rate (or another option) is too large for it",
       name_, new_values_[index][flat], describe_parameter(index),
-      fmt::join(p.shape().index_of(flat), ", "), flat, p.values()[flat],
-      p.grad().values()[flat]));
+      fmt::join(p.shape().index_of(flat), ", "), flat, p.values()[flat], p.grad().values()[flat]));
 }
 
 void Optimizer::step() {

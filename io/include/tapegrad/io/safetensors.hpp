@@ -95,7 +95,6 @@ void save_model(const nn::Module& model, const std::filesystem::path& path,
 // returns the file's metadata (empty when it has none). Strict, as PyTorch's
 // load_state_dict(strict=True): a missing, unexpected or mis-shaped tensor is a FormatError and
 // no parameter changes. To load part of a file, read_safetensors it and copy by hand.
-std::map<std::string, std::string> load_model(nn::Module& model,
-                                              const std::filesystem::path& path);
+std::map<std::string, std::string> load_model(nn::Module& model, const std::filesystem::path& path);
 
 }  // namespace tapegrad::io

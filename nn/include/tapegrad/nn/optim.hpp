@@ -45,9 +45,9 @@ namespace tapegrad::nn {
 // braced list of tensors {w, b}.
 class OptimizerParameters {
  public:
-  OptimizerParameters(std::vector<Tensor> tensors);                             // NOLINT: implicit
-  OptimizerParameters(std::vector<std::pair<std::string, Tensor>> named);       // NOLINT: implicit
-  OptimizerParameters(std::initializer_list<Tensor> tensors);                   // NOLINT: implicit
+  OptimizerParameters(std::vector<Tensor> tensors);                        // NOLINT: implicit
+  OptimizerParameters(std::vector<std::pair<std::string, Tensor>> named);  // NOLINT: implicit
+  OptimizerParameters(std::initializer_list<Tensor> tensors);              // NOLINT: implicit
 
   std::vector<Tensor> tensors;
   std::vector<std::string> names;  // one per tensor, or empty when the names are unknown
