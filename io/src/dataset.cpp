@@ -93,10 +93,18 @@ Dataset Dataset::from_idx(const std::filesystem::path& images_path,
     throw FormatError(fmt::format("Dataset::from_idx: {} holds {} images but {} holds {} labels",
                                   images_path.string(), n, labels_path.string(), labels.shape[0]));
   }
+  // The values per sample. read_idx checked the whole element count, but with no images that
+  // count is 0 whatever the other dimensions are, so their product needs its own check.
+  std::int64_t features = 1;
+  for (std::size_t d = 1; d < images.shape.rank(); ++d) {
+    if (__builtin_mul_overflow(features, images.shape[d], &features)) {
+      throw FormatError(fmt::format(
+          "Dataset::from_idx: {}: dimensions {} overflow a 64-bit count of values per sample",
+          images_path.string(), images.shape));
+    }
+  }
   const double inv_std = 1.0 / std;
   for (double& x : images.values) x = (x / 255.0 - mean) * inv_std;
-  std::int64_t features = 1;
-  for (std::size_t d = 1; d < images.shape.rank(); ++d) features *= images.shape[d];
   return Dataset(Tensor::from_values(std::move(images.values), Shape{n, features}),
                  Tensor::from_values(std::move(labels.values), Shape{n}));
 }
@@ -115,17 +123,31 @@ Dataset Dataset::gather(std::span<const std::size_t> indices) const {
   return gather_rows(*this, indices, "Dataset::gather");
 }
 
+namespace {
+// Where to get the files, for every message about a directory without them.
+std::string fashion_mnist_hint() {
+  return fmt::format(
+      "pass the directory holding the four *-idx?-ubyte.gz files (the Debian package "
+      "dataset-fashion-mnist installs them in {})",
+      kFashionMnistDir);
+}
+}  // namespace
+
 Dataset load_fashion_mnist(const std::filesystem::path& dir, Split split, double mean, double std) {
   std::error_code error;
   if (!std::filesystem::is_directory(dir, error)) {
-    throw FormatError(fmt::format(
-        "load_fashion_mnist: {}: not a directory; pass the directory holding the four "
-        "*-idx?-ubyte.gz files (the Debian package dataset-fashion-mnist installs them in {})",
-        dir.string(), kFashionMnistDir));
+    throw FormatError(fmt::format("load_fashion_mnist: {}: not a directory; {}", dir.string(),
+                                  fashion_mnist_hint()));
   }
   const std::string prefix = split == Split::Train ? "train" : "t10k";
   const std::filesystem::path images_path = dir / (prefix + "-images-idx3-ubyte.gz");
   const std::filesystem::path labels_path = dir / (prefix + "-labels-idx1-ubyte.gz");
+  for (const std::filesystem::path& file : {images_path, labels_path}) {
+    if (!std::filesystem::exists(file, error)) {
+      throw FormatError(fmt::format("load_fashion_mnist: {}: has no {}; {}", dir.string(),
+                                    file.filename().string(), fashion_mnist_hint()));
+    }
+  }
   Dataset data = Dataset::from_idx(images_path, labels_path, mean, std);
   if (data.features() != std::size_t{28} * 28) {
     throw FormatError(

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <set>
@@ -22,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tapegrad/core/error.hpp"
+#include "tapegrad/nn/module.hpp"
 
 namespace tapegrad::io {
 namespace {
@@ -103,29 +105,32 @@ class Reader {
 
   SafetensorsFile read() {
     const std::uint64_t file_size = size();
-    if (file_size < 8) {
-      fail(fmt::format("file is {} bytes, too short for the 8-byte header length", file_size));
-    }
     std::array<unsigned char, 8> prefix{};
-    read_at(0, prefix.data(), prefix.size());
+    read_at(0, prefix.data(), static_cast<std::size_t>(std::min<std::uint64_t>(file_size, 8)));
+    const std::span<const unsigned char> start(prefix.data(),
+                                               std::min<std::uint64_t>(file_size, 8));
+    if (file_size < 8) {
+      fail_header(start, fmt::format("file is {} bytes, too short for the 8-byte header length; "
+                                     "the file is truncated or not a safetensors file",
+                                     file_size));
+    }
     std::uint64_t header_len = 0;
     for (std::size_t i = 0; i < 8; ++i) header_len |= std::uint64_t{prefix[i]} << (8 * i);
     if (header_len > file_size - 8) {
-      fail(fmt::format(
-          "header length {} is larger than the {} bytes that follow it; the file is truncated or "
-          "not a safetensors file",
-          header_len, file_size - 8));
+      fail_header(start, fmt::format("header length {} is larger than the {} bytes that follow "
+                                     "it; the file is truncated or not a safetensors file",
+                                     header_len, file_size - 8));
     }
     if (header_len > kMaxHeaderBytes) {
-      fail(fmt::format("header length {} exceeds the limit of {} bytes", header_len,
-                       kMaxHeaderBytes));
+      fail_header(start, fmt::format("header length {} exceeds the limit of {} bytes", header_len,
+                                     kMaxHeaderBytes));
     }
     std::string header(static_cast<std::size_t>(header_len), '\0');
     read_at(8, reinterpret_cast<unsigned char*>(header.data()), header.size());
     const std::uint64_t buffer_size = file_size - 8 - header_len;
 
     SafetensorsFile result;
-    std::vector<Entry> entries = parse_header(header, buffer_size, result.metadata);
+    std::vector<Entry> entries = parse_header(start, header, result.metadata);
     check_layout(entries, buffer_size);
 
     // Every range is now known to lie inside the file, so reading allocates at most its size.
@@ -162,15 +167,43 @@ class Reader {
   virtual void read_at(std::uint64_t offset, unsigned char* out, std::size_t n) = 0;
 
  private:
-  std::vector<Entry> parse_header(const std::string& header, std::uint64_t buffer_size,
+  // Fails with `what`, unless the first bytes show the file is of another known format (a
+  // PyTorch .pt zip, a pickle): then that is what the message says, with how to convert it.
+  [[noreturn]] void fail_header(std::span<const unsigned char> start, std::string_view what) const {
+    const auto starts_with = [&](std::initializer_list<unsigned char> magic) {
+      return start.size() >= magic.size() && std::equal(magic.begin(), magic.end(), start.begin());
+    };
+    constexpr std::string_view kConvert =
+        "Convert it once in Python: safetensors.torch.save_file(state_dict, "
+        "'model.safetensors') with the safetensors package, or, with the standard library "
+        "only, the state_dict writer in docs/errors.md (\"Converting a PyTorch checkpoint\"); "
+        "then load the .safetensors file";
+    if (starts_with({'P', 'K', 0x03, 0x04})) {
+      fail(fmt::format(
+          "is a zip archive (it starts with \"PK\\x03\\x04\"), the format PyTorch's torch.save "
+          "writes (.pt, .pth), not a safetensors file. {}",
+          kConvert));
+    }
+    if (start.size() >= 2 && start[0] == 0x80 && start[1] >= 2 && start[1] <= 5) {
+      fail(fmt::format(
+          "is a Python pickle (protocol {}), the format of PyTorch's legacy torch.save and of "
+          "pickle.dump, not a safetensors file. {}",
+          start[1], kConvert));
+    }
+    fail(what);
+  }
+
+  std::vector<Entry> parse_header(std::span<const unsigned char> start, const std::string& header,
                                   std::map<std::string, std::string>& metadata) const {
     json root;
     try {
       root = json::parse(header);
     } catch (const json::exception& e) {
-      fail(fmt::format("header is not valid JSON: {}", e.what()));
+      fail_header(start, fmt::format("header is not valid JSON: {}", e.what()));
     }
-    if (!root.is_object()) fail(fmt::format("header is JSON {}, not an object", root.type_name()));
+    if (!root.is_object()) {
+      fail_header(start, fmt::format("header is JSON {}, not an object", root.type_name()));
+    }
 
     std::vector<Entry> entries;
     for (const auto& [name, value] : root.items()) {
@@ -185,12 +218,12 @@ class Reader {
         }
         continue;
       }
-      entries.push_back(parse_entry(name, value, buffer_size));
+      entries.push_back(parse_entry(name, value));
     }
     return entries;
   }
 
-  Entry parse_entry(const std::string& name, const json& value, std::uint64_t buffer_size) const {
+  Entry parse_entry(const std::string& name, const json& value) const {
     const auto bad = [&](std::string_view what) {
       fail(fmt::format("tensor '{}': {}", name, what));
     };
@@ -242,10 +275,6 @@ class Reader {
     if (entry.end < entry.begin) {
       bad(fmt::format("data_offsets [{}, {}] end before they begin", entry.begin, entry.end));
     }
-    if (entry.end > buffer_size) {
-      bad(fmt::format("data_offsets [{}, {}] are outside the {}-byte data buffer", entry.begin,
-                      entry.end, buffer_size));
-    }
     std::uint64_t bytes = 0;
     if (__builtin_mul_overflow(numel, dtype_size(entry.dtype), &bytes)) {
       bad(fmt::format("shape {} of {} overflows a 64-bit byte count", entry.shape, dtype));
@@ -258,6 +287,7 @@ class Reader {
   }
 
   // Ranges, in offset order, must tile [0, buffer_size) exactly: no overlap, no gap, no tail.
+  // Ranges that tile a longer buffer mean the file was cut short, and the message says so.
   void check_layout(std::vector<Entry>& entries, std::uint64_t buffer_size) const {
     std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
       return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
@@ -276,6 +306,16 @@ class Reader {
       }
       covered = entry.end;
       previous = &entry;
+    }
+    if (covered > buffer_size) {
+      const Entry& cut = *std::find_if(entries.begin(), entries.end(),
+                                       [&](const Entry& e) { return e.end > buffer_size; });
+      fail(fmt::format(
+          "tensor '{}': data_offsets [{}, {}] are outside the {}-byte data buffer: the file is "
+          "truncated ({} bytes missing: the header describes {} bytes of tensor data and {} "
+          "follow it), or its header is wrong. Was it cut short by a download, a copy or a full "
+          "disk?",
+          cut.name, cut.begin, cut.end, buffer_size, covered - buffer_size, covered, buffer_size));
     }
     if (covered != buffer_size) {
       fail(
@@ -492,20 +532,22 @@ SafetensorsFile read_safetensors_bytes(std::span<const std::uint8_t> bytes, std:
 namespace {
 
 // load_into on a file from `reader`; `file_name` is its path (or stands in for one) in messages.
-void load_into_from(Reader&& reader, std::string_view file_name, NamedTensors& named_parameters) {
-  const SafetensorsFile file = reader.read();
+// Returns the file's metadata.
+std::map<std::string, std::string> load_into_from(Reader&& reader, std::string_view op,
+                                                  std::string_view file_name,
+                                                  const NamedTensors& named_parameters) {
+  SafetensorsFile file = reader.read();
 
   std::vector<std::string> problems;
   std::set<std::string, std::less<>> expected;
   for (const auto& [name, parameter] : named_parameters) {
     if (!expected.insert(name).second) {
       throw ValueError(
-          fmt::format("load_into: {}: parameter name '{}' appears twice", file_name, name));
+          fmt::format("{}: {}: parameter name '{}' appears twice", op, file_name, name));
     }
     if (!parameter.defined() || !parameter.is_leaf()) {
       throw ValueError(fmt::format(
-          "load_into: {}: parameter '{}' is {}; load into model->named_parameters()", file_name,
-          name,
+          "{}: {}: parameter '{}' is {}; load into model->named_parameters()", op, file_name, name,
           parameter.defined() ? fmt::format("the result of '{}', not a leaf", parameter.op())
                               : std::string("undefined")));
     }
@@ -526,26 +568,39 @@ void load_into_from(Reader&& reader, std::string_view file_name, NamedTensors& n
     std::string joined;
     for (const std::string& problem : problems) joined += (joined.empty() ? "" : "; ") + problem;
     throw FormatError(fmt::format(
-        "load_into: {}: does not match the parameters: {}. Was it saved from a model of another "
+        "{}: {}: does not match the parameters: {}. Was it saved from a model of another "
         "architecture? Compare read_safetensors(path).tensors with model->named_parameters()",
-        file_name, joined));
+        op, file_name, joined));
   }
 
-  for (auto& [name, parameter] : named_parameters) {
+  for (const auto& [name, parameter] : named_parameters) {
     const std::span<const double> source = file.find(name)->values();
-    std::copy(source.begin(), source.end(), parameter.mutable_values().begin());
+    Tensor target = parameter;  // a handle: writing through it writes the model's tensor
+    std::copy(source.begin(), source.end(), target.mutable_values().begin());
   }
+  return std::move(file.metadata);
 }
 
 }  // namespace
 
-void load_into(const std::filesystem::path& path, NamedTensors& named_parameters) {
-  load_into_from(FileReader(path, "load_into"), path.string(), named_parameters);
+void load_into(const std::filesystem::path& path, const NamedTensors& named_parameters) {
+  load_into_from(FileReader(path, "load_into"), "load_into", path.string(), named_parameters);
 }
 
 void load_into_bytes(std::span<const std::uint8_t> bytes, std::string_view name,
-                     NamedTensors& named_parameters) {
-  load_into_from(MemoryReader(bytes, name, "load_into"), name, named_parameters);
+                     const NamedTensors& named_parameters) {
+  load_into_from(MemoryReader(bytes, name, "load_into"), "load_into", name, named_parameters);
+}
+
+void save_model(const nn::Module& model, const std::filesystem::path& path,
+                const std::map<std::string, std::string>& metadata) {
+  save_safetensors(path, model.named_parameters(), metadata);
+}
+
+std::map<std::string, std::string> load_model(nn::Module& model,
+                                              const std::filesystem::path& path) {
+  return load_into_from(FileReader(path, "load_model"), "load_model", path.string(),
+                        model.named_parameters());
 }
 
 }  // namespace tapegrad::io

@@ -1,5 +1,7 @@
 #include "tapegrad/nn/module.hpp"
 
+#include <unordered_set>
+
 #include <fmt/format.h>
 
 #include "tapegrad/core/error.hpp"
@@ -13,8 +15,17 @@ std::vector<Tensor> Module::parameters() const {
 }
 
 std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> all;
+  collect("", all);
+  // A module used twice (Sequential({lin, lin})) or a tensor registered under two names is one
+  // parameter: listed once, under the first name met, as PyTorch's remove_duplicate=True, so an
+  // optimizer updates it once per step and a file stores it once.
   std::vector<std::pair<std::string, Tensor>> out;
-  collect("", out);
+  out.reserve(all.size());
+  std::unordered_set<const detail::TensorImpl*> seen;
+  for (auto& entry : all) {
+    if (seen.insert(entry.second.impl_ptr().get()).second) out.push_back(std::move(entry));
+  }
   return out;
 }
 

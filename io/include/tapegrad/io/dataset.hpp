@@ -44,8 +44,9 @@ class Dataset {
   // Reads an IDX image file (ubyte, [N, d1, d2, ...], flattened to [N, d1*d2*...]) and an IDX
   // label file (an integer type, [N]). Pixels are scaled to [0, 1] and then normalised:
   // x = (pixel / 255 - mean) / std. FormatError naming the file when a file is malformed, is of
-  // the wrong type or rank, or when the sample counts of the two files differ; ValueError when
-  // std is not positive and finite.
+  // the wrong type or rank, when the sample counts of the two files differ, or when d1*d2*...
+  // overflows 64 bits (possible only with N = 0; otherwise read_idx refuses the file); ValueError
+  // when std is not positive and finite. With N = 0 the images are [0, d1*d2*...].
   static Dataset from_idx(const std::filesystem::path& images_path,
                           const std::filesystem::path& labels_path, double mean = 0.0,
                           double std = 1.0);
@@ -68,7 +69,9 @@ class Dataset {
 // Fashion-MNIST from `dir` holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
 // t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz: images [N, 784] normalised as in
 // Dataset::from_idx, labels [N] in 0..9 (N = 60000 for Train, 10000 for Test). FormatError naming
-// the file when one is missing or malformed, the images are not 28x28, or a label is not in 0..9.
+// the file when one is malformed, the images are not 28x28, or a label is not in 0..9; when `dir`
+// is not a directory or lacks the split's two files, the FormatError says where the Debian
+// package dataset-fashion-mnist installs them.
 Dataset load_fashion_mnist(const std::filesystem::path& dir, Split split, double mean = 0.0,
                            double std = 1.0);
 

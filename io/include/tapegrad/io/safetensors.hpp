@@ -17,6 +17,12 @@
 // known dtypes, shapes whose element count times the dtype size equals the tensor's byte range,
 // offsets inside the buffer, and ranges that neither overlap nor leave gaps and cover the buffer
 // exactly. Allocation is bounded by the file's real size, never by what the header claims.
+// A file cut short says "truncated"; a PyTorch .pt/.pth file (a zip archive, or a legacy
+// pickle) is named as such, with how to convert it.
+//
+// A whole model, one call each way (the names of safetensors.torch.save_model / load_model):
+//   tapegrad::io::save_model(*model, "model.safetensors", {{"epoch", "3"}});
+//   auto metadata = tapegrad::io::load_model(*model, "model.safetensors");
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -28,6 +34,10 @@
 
 #include "tapegrad/core/tensor.hpp"
 #include "tapegrad/io/error.hpp"
+
+namespace tapegrad::nn {
+class Module;
+}  // namespace tapegrad::nn
 
 namespace tapegrad::io {
 
@@ -65,13 +75,26 @@ SafetensorsFile read_safetensors_bytes(std::span<const std::uint8_t> bytes, std:
 // Loads `path` into existing parameters, all or nothing. First everything is checked: the file as
 // in read_safetensors, then that every name in `named_parameters` is in the file with the same
 // shape, that the file has no other tensors, and that each parameter is a defined leaf. Only then
-// are the values copied in (through mutable_values()). On any error no parameter has changed and
-// the FormatError lists every missing, unexpected and mis-shaped tensor by name.
-void load_into(const std::filesystem::path& path, NamedTensors& named_parameters);
+// are the values copied in (through mutable_values() of each handle, so the model's tensors
+// change: io::load_into(path, model->named_parameters()) works). On any error no parameter has
+// changed and the FormatError lists every missing, unexpected and mis-shaped tensor by name.
+void load_into(const std::filesystem::path& path, const NamedTensors& named_parameters);
 
 // load_into from bytes already in memory, with the same checks and messages; `name` stands in
 // for the path in them.
 void load_into_bytes(std::span<const std::uint8_t> bytes, std::string_view name,
-                     NamedTensors& named_parameters);
+                     const NamedTensors& named_parameters);
+
+// save_safetensors(path, model.named_parameters(), metadata): every parameter under its PyTorch
+// name ("0.weight"), each tensor once (a module used twice is stored under its first name, as
+// safetensors.torch.save_model does), atomically.
+void save_model(const nn::Module& model, const std::filesystem::path& path,
+                const std::map<std::string, std::string>& metadata = {});
+
+// load_into(path, model.named_parameters()), all or nothing, with "load_model" in the messages;
+// returns the file's metadata (empty when it has none). Strict, as PyTorch's
+// load_state_dict(strict=True): a missing, unexpected or mis-shaped tensor is a FormatError and
+// no parameter changes. To load part of a file, read_safetensors it and copy by hand.
+std::map<std::string, std::string> load_model(nn::Module& model, const std::filesystem::path& path);
 
 }  // namespace tapegrad::io

@@ -42,7 +42,10 @@ class Module {
   // A short description used in error messages and printing, e.g. "Linear(4 -> 3)".
   virtual std::string name() const { return "Module"; }
 
-  // Every parameter of this module and its sub-modules, in registration order (depth first).
+  // Every parameter of this module and its sub-modules, in registration order (depth first),
+  // each tensor once: a module used twice (Sequential({lin, relu, lin})) or a tensor registered
+  // under two names is listed under the first name met ("0.weight", not "2.weight"), as PyTorch's
+  // named_parameters() does. parameter("2.weight") still finds it.
   std::vector<Tensor> parameters() const;
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   // The direct sub-modules, in registration order.

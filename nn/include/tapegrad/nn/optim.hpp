@@ -15,50 +15,93 @@
 // undefined (no backward reached it) is skipped and its state is left as it was, as in PyTorch.
 // All parameters share one learning rate (PyTorch's single parameter group).
 //
+// step() never writes a non-finite value into a parameter. It first computes every parameter's
+// new values (and the optimizer's new state) aside, checks them in one pass, and only then writes
+// them; if one is NaN or infinite (a NaN or inf gradient, an update that overflows, Adam's 0/0
+// with eps = 0), it throws ValueError naming the parameter (its name when the optimizer was given
+// model->named_parameters(), else its index), its shape and the first bad element, and leaves
+// every parameter and all optimizer state (moments, momentum buffers, step counts) unchanged.
+//
+// Every option must be finite and in its range (below), or the constructor throws ValueError
+// naming it. Each tensor may appear once in the parameter list (ValueError otherwise: it would be
+// updated twice per step); model->parameters() lists a module used twice once.
+//
 // Notation: p parameter, g = p.grad(), lr learning rate, t the step count of this parameter
 // (1 on the first step), wd weight decay; operations on vectors are elementwise.
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tapegrad/core/tensor.hpp"
 
 namespace tapegrad::nn {
 
+// The tensors an optimizer updates: model->parameters(), model->named_parameters() (then error
+// messages name the parameters; recent PyTorch optimizers accept named_parameters() too), or a
+// braced list of tensors {w, b}.
+class OptimizerParameters {
+ public:
+  OptimizerParameters(std::vector<Tensor> tensors);                        // NOLINT: implicit
+  OptimizerParameters(std::vector<std::pair<std::string, Tensor>> named);  // NOLINT: implicit
+  OptimizerParameters(std::initializer_list<Tensor> tensors);              // NOLINT: implicit
+
+  std::vector<Tensor> tensors;
+  std::vector<std::string> names;  // one per tensor, or empty when the names are unknown
+};
+
 // What every optimizer shares: the parameters, the learning rate, zero_grad and step.
 class Optimizer {
  public:
-  // An empty parameter list, a parameter that is not a leaf, or lr < 0 is a ValueError.
-  Optimizer(std::vector<Tensor> parameters, double lr, std::string name);
+  // An empty parameter list, a parameter that is not a leaf, a tensor listed twice, or an lr that
+  // is negative or not finite is a ValueError.
+  Optimizer(OptimizerParameters parameters, double lr, std::string name);
   virtual ~Optimizer() = default;
 
-  // One update of every parameter that has a gradient.
+  // One update of every parameter that has a gradient; all or nothing (see the top of this file).
   void step();
   // Forgets every parameter's gradient (set to none).
   void zero_grad();
 
   double learning_rate() const { return lr_; }
-  // lr < 0 is a ValueError. Schedules call this.
+  // lr < 0 or not finite is a ValueError. Schedules call this.
   void set_learning_rate(double lr);
 
   const std::vector<Tensor>& parameters() const { return parameters_; }
+  // The parameters' names ("0.weight"), or empty when the optimizer was given bare tensors.
+  const std::vector<std::string>& parameter_names() const { return names_; }
   const std::string& name() const { return name_; }
 
  protected:
-  // The update of parameter number `index` (its position in parameters()), given its values
-  // and its gradient, both of the parameter's size. Called by step() for each parameter with a
-  // defined gradient, inside a NoGradGuard.
-  virtual void update(std::size_t index, std::span<double> p, std::span<const double> g) = 0;
+  // The update of parameter number `index` (its position in parameters()): from its values `p`
+  // and its gradient `g`, writes the new values into `out` (all three of the parameter's size).
+  // It must not change the optimizer's state: new state goes aside (members of the subclass)
+  // and is installed by commit(index). step() calls update() for each parameter with a defined
+  // gradient, inside a NoGradGuard, checks every `out`, and only if all are finite calls commit()
+  // for each and copies `out` into the parameters.
+  virtual void update(std::size_t index, std::span<const double> p, std::span<const double> g,
+                      std::span<double> out) = 0;
+  // Installs the state the last update(index, ...) put aside. Stateless optimizers need nothing.
+  virtual void commit(std::size_t /*index*/) {}
 
   // Throws ValueError "<optimizer>: <what> must be <rule> (got <value>)" unless `ok`.
   void require(bool ok, std::string_view what, std::string_view rule, double value) const;
+  // Throws ValueError "<optimizer>: <what> must be finite (got <value>)" unless it is.
+  void require_finite(std::string_view what, double value) const;
 
  private:
+  // "parameter 1 (shape [3])", or "'0.bias' (parameter 1, shape [3])" when names are known.
+  std::string describe_parameter(std::size_t index) const;
+  [[noreturn]] void throw_non_finite(std::size_t index, std::size_t flat) const;
+
   std::vector<Tensor> parameters_;
+  std::vector<std::string> names_;
   double lr_;
   std::string name_;
+  std::vector<std::vector<double>> new_values_;  // update()'s `out` per parameter, reused
 };
 
 struct SGDOptions {
@@ -74,19 +117,22 @@ struct SGDOptions {
 //   b <- g on the first step, else mu b + (1 - tau) g      (if mu != 0)
 //   g <- g + mu b if nesterov, else b                       (if mu != 0)
 //   p <- p - lr g
-// momentum, dampening, weight_decay < 0, or nesterov without momentum or with dampening, is a
-// ValueError.
+// Every option must be finite; momentum < 0, dampening outside [0, 1], weight_decay < 0, or
+// nesterov without momentum or with dampening, is a ValueError.
 class SGD : public Optimizer {
  public:
-  SGD(std::vector<Tensor> parameters, SGDOptions options = {});
+  SGD(OptimizerParameters parameters, SGDOptions options = {});
   const SGDOptions& options() const { return options_; }
 
  protected:
-  void update(std::size_t index, std::span<double> p, std::span<const double> g) override;
+  void update(std::size_t index, std::span<const double> p, std::span<const double> g,
+              std::span<double> out) override;
+  void commit(std::size_t index) override;
 
  private:
   SGDOptions options_;
   std::vector<std::vector<double>> momentum_buffer_;  // b per parameter; empty before step 1
+  std::vector<std::vector<double>> new_buffer_;       // b after the pending step
 };
 
 struct AdamOptions {
@@ -104,18 +150,22 @@ struct AdamOptions {
 //   step_size = lr / (1 - beta1^t)
 //   denom = sqrt(v) / sqrt(1 - beta2^t) + eps      (eps after the bias correction, as PyTorch)
 //   p <- p - step_size * m / denom
-// betas outside [0, 1), eps < 0 or weight_decay < 0 is a ValueError.
+// Every option must be finite; betas outside [0, 1), eps < 0 or weight_decay < 0 is a ValueError.
 class Adam : public Optimizer {
  public:
-  Adam(std::vector<Tensor> parameters, AdamOptions options = {});
+  Adam(OptimizerParameters parameters, AdamOptions options = {});
   const AdamOptions& options() const { return options_; }
 
  protected:
   // AdamW shares the constructor's checks and the state under another name.
-  Adam(std::vector<Tensor> parameters, AdamOptions options, std::string name);
-  void update(std::size_t index, std::span<double> p, std::span<const double> g) override;
-  // The moment update and the step above, without weight decay.
-  void adam_step(std::size_t index, std::span<double> p, std::span<const double> g);
+  Adam(OptimizerParameters parameters, AdamOptions options, std::string name);
+  void update(std::size_t index, std::span<const double> p, std::span<const double> g,
+              std::span<double> out) override;
+  void commit(std::size_t index) override;
+  // The moment update and the step above, without weight decay: out <- p - step; `p` and `out`
+  // may be the same span.
+  void adam_step(std::size_t index, std::span<const double> p, std::span<const double> g,
+                 std::span<double> out);
 
  private:
   struct State {
@@ -125,6 +175,8 @@ class Adam : public Optimizer {
   };
   AdamOptions options_;
   std::vector<State> state_;
+  std::vector<State> new_state_;     // the state after the pending step
+  std::vector<double> regularised_;  // g + wd p, reused
 };
 
 struct AdamWOptions {
@@ -138,13 +190,15 @@ struct AdamWOptions {
 // AdamW (Loshchilov & Hutter 2019), torch.optim.AdamW: decoupled weight decay,
 //   p <- p (1 - lr wd)
 // then Adam's update above with the raw gradient (no L2 term).
+// Every option must be finite, in the ranges of Adam's; weight_decay < 0 is a ValueError.
 class AdamW : public Adam {
  public:
-  AdamW(std::vector<Tensor> parameters, AdamWOptions options = {});
+  AdamW(OptimizerParameters parameters, AdamWOptions options = {});
   double weight_decay() const { return weight_decay_; }
 
  protected:
-  void update(std::size_t index, std::span<double> p, std::span<const double> g) override;
+  void update(std::size_t index, std::span<const double> p, std::span<const double> g,
+              std::span<double> out) override;
 
  private:
   double weight_decay_;
@@ -176,7 +230,8 @@ class LRScheduler {
 };
 
 // lr = base_lr * gamma^floor(epoch / step_size): multiply by gamma every step_size epochs.
-// step_size < 1 or gamma < 0 is a ValueError.
+// step_size < 1, or gamma negative or not finite, is a ValueError. A learning rate that becomes
+// infinite (gamma > 1 for long enough) makes step() throw, leaving the previous one.
 class StepLR : public LRScheduler {
  public:
   StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma = 0.1);
