@@ -23,6 +23,7 @@
 #include "tapegrad/nn/optim.hpp"
 #include "tapegrad/ops/binary.hpp"
 #include "tapegrad/ops/constants.hpp"
+#include "tapegrad/ops/join.hpp"
 #include "tapegrad/ops/matmul.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
