@@ -208,6 +208,118 @@ void BM_W5_fashion_epoch(benchmark::State& state) {
 }
 BENCHMARK(BM_W5_fashion_epoch)->UseRealTime()->Unit(benchmark::kSecond)->Iterations(1);
 
+// Issue 13's gathers and batched matmul (forward + backward each).
+
+// index_select as an embedding lookup: 1024 rows of a [4096, 64] table, then the scatter-add back.
+void BM_index_select_rows(benchmark::State& state) {
+  tapegrad::Generator generator(13);
+  Tensor table = tapegrad::randn({4096, 64}, generator).requires_grad_();
+  std::vector<double> rows(1024);
+  for (double& r : rows) r = static_cast<double>(generator.below(4096));
+  const Tensor indices = tapegrad::from_values(std::move(rows), {1024});
+  const Tensor seed = tapegrad::ones({1024, 64});
+  for (auto _ : state) {
+    tapegrad::Tape tape;
+    table.zero_grad();
+    tapegrad::index_select(table, 0, indices).backward(seed);
+    benchmark::DoNotOptimize(table.grad().values().data());
+  }
+  state.SetItemsProcessed(state.iterations() * 1024 * 64);
+}
+BENCHMARK(BM_index_select_rows)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// gather as the pick of cross-entropy's target logits: [512, 256] -> [512, 32] along axis 1.
+void BM_gather_axis1(benchmark::State& state) {
+  tapegrad::Generator generator(14);
+  Tensor x = tapegrad::randn({512, 256}, generator).requires_grad_();
+  std::vector<double> picks(512 * 32);
+  for (double& p : picks) p = static_cast<double>(generator.below(256));
+  const Tensor indices = tapegrad::from_values(std::move(picks), {512, 32});
+  const Tensor seed = tapegrad::ones({512, 32});
+  for (auto _ : state) {
+    tapegrad::Tape tape;
+    x.zero_grad();
+    tapegrad::gather(x, 1, indices).backward(seed);
+    benchmark::DoNotOptimize(x.grad().values().data());
+  }
+  state.SetItemsProcessed(state.iterations() * 512 * 32);
+}
+BENCHMARK(BM_gather_axis1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+constexpr int kBatch = 64, kSide = 32;  // [64, 32, 32] x [64, 32, 32]
+
+// Batched matmul, forward + backward: 64 dgemm calls forward, 2 x 64 backward (da = g b^T,
+// db = a^T g), plus what the tape costs around them (allocating y and the gradients, recording).
+void BM_batched_matmul_fwd_bwd(benchmark::State& state) {
+  tapegrad::Generator generator(15);
+  Tensor a = tapegrad::randn({kBatch, kSide, kSide}, generator).requires_grad_();
+  Tensor b = tapegrad::randn({kBatch, kSide, kSide}, generator).requires_grad_();
+  const Tensor seed = tapegrad::randn({kBatch, kSide, kSide}, generator);
+  for (auto _ : state) {
+    tapegrad::Tape tape;
+    a.zero_grad();
+    b.zero_grad();
+    tapegrad::matmul(a, b).backward(seed);
+    benchmark::DoNotOptimize(b.grad().values().data());
+  }
+  state.counters["dgemm_calls"] = 3 * kBatch;
+}
+BENCHMARK(BM_batched_matmul_fwd_bwd)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Its yardstick: the same 3 x 64 dgemm calls (same shapes and transpose flags) on buffers
+// allocated once. Target: BM_batched_matmul_fwd_bwd within 1.5x of this.
+void BM_batched_matmul_dgemm_alone(benchmark::State& state) {
+  const std::size_t mat = static_cast<std::size_t>(kSide) * kSide;
+  const std::size_t all = mat * kBatch;
+  std::vector<double> a(all, 0.01), b(all, 0.02), g(all, 0.03), y(all), da(all), db(all);
+  const int s = kSide;
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < kBatch; ++i) {  // y = a b
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s, s, s, 1.0, a.data() + i * mat, s,
+                  b.data() + i * mat, s, 0.0, y.data() + i * mat, s);
+    }
+    for (std::size_t i = 0; i < kBatch; ++i) {  // da = g b^T
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s, s, s, 1.0, g.data() + i * mat, s,
+                  b.data() + i * mat, s, 0.0, da.data() + i * mat, s);
+    }
+    for (std::size_t i = 0; i < kBatch; ++i) {  // db = a^T g
+      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s, s, s, 1.0, a.data() + i * mat, s,
+                  g.data() + i * mat, s, 0.0, db.data() + i * mat, s);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["dgemm_calls"] = 3 * kBatch;
+}
+BENCHMARK(BM_batched_matmul_dgemm_alone)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// The forward product alone (no tape: constants), against its 64 bare dgemm calls.
+void BM_batched_matmul_forward(benchmark::State& state) {
+  tapegrad::Generator generator(16);
+  const Tensor a = tapegrad::randn({kBatch, kSide, kSide}, generator);
+  const Tensor b = tapegrad::randn({kBatch, kSide, kSide}, generator);
+  for (auto _ : state) {
+    const Tensor y = tapegrad::matmul(a, b);
+    benchmark::DoNotOptimize(y.values().data());
+  }
+  state.counters["dgemm_calls"] = kBatch;
+}
+BENCHMARK(BM_batched_matmul_forward)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_batched_matmul_forward_dgemm_alone(benchmark::State& state) {
+  const std::size_t mat = static_cast<std::size_t>(kSide) * kSide;
+  std::vector<double> a(mat * kBatch, 0.01), b(mat * kBatch, 0.02), y(mat * kBatch);
+  const int s = kSide;
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < kBatch; ++i) {
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s, s, s, 1.0, a.data() + i * mat, s,
+                  b.data() + i * mat, s, 0.0, y.data() + i * mat, s);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["dgemm_calls"] = kBatch;
+}
+BENCHMARK(BM_batched_matmul_forward_dgemm_alone)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 int main(int argc, char** argv) {

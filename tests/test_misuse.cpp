@@ -128,10 +128,11 @@ TEST(Misuse, MatmulShapeMismatchNamesBothShapes) {
                   "matmul", "[2, 3]", "[3, 4]");
   EXPECT_TG_THROW(matmul(a, zeros(Shape{4, 2}), MatmulOptions{.transpose_b = true}), ShapeError,
                   "matmul", "[2, 3]", "[4, 2]");
-  // Not matrices.
-  EXPECT_TG_THROW(matmul(zeros(Shape{3}), zeros(Shape{3, 2})), ShapeError, "matmul", "[3]");
-  EXPECT_TG_THROW(matmul(zeros(Shape{2, 3}), zeros(Shape{2, 3, 4})), ShapeError, "matmul",
-                  "[2, 3, 4]");
+  // A vector or a batch whose inner dimension does not match (1-D and batched operands are
+  // accepted as in torch.matmul).
+  EXPECT_TG_THROW(matmul(zeros(Shape{3}), zeros(Shape{4, 2})), ShapeError, "matmul", "[3]");
+  EXPECT_TG_THROW(matmul(zeros(Shape{2, 3}), zeros(Shape{2, 4, 5})), ShapeError, "matmul",
+                  "[2, 4, 5]");
 }
 
 TEST(Misuse, ReshapeToWrongElementCount) {

@@ -24,6 +24,8 @@
 #include "tapegrad/ops/binary.hpp"
 #include "tapegrad/ops/constants.hpp"
 #include "tapegrad/ops/join.hpp"
+#include "tapegrad/ops/index.hpp"
+#include "tapegrad/ops/mask.hpp"
 #include "tapegrad/ops/matmul.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
