@@ -158,12 +158,17 @@ Tensor cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Red
   for (std::size_t r = 0; r < rows; ++r) {
     const double* zr = z.data() + r * classes;
     const double* tr = tv.data() + r * classes;
+    // m is NaN if the row holds one. A row that is all -inf or holds +inf gives inf - inf = NaN
+    // below, as PyTorch's log_softmax does.
     double m = zr[0];
-    for (std::size_t c = 1; c < classes; ++c) m = std::max(m, zr[c]);
+    for (std::size_t c = 1; c < classes; ++c) {
+      if (!std::isnan(m) && (zr[c] > m || std::isnan(zr[c]))) m = zr[c];
+    }
     double sum_exp = 0.0, target_dot = 0.0, target_mass = 0.0;
     for (std::size_t c = 0; c < classes; ++c) {
       sum_exp += std::exp(zr[c] - m);
-      target_dot += tr[c] * zr[c];
+      // A class with no target mass adds nothing, even when masked: 0 * -inf would be NaN.
+      if (tr[c] != 0.0) target_dot += tr[c] * zr[c];
       target_mass += tr[c];
     }
     loss[r] = target_mass * (m + std::log(sum_exp)) - target_dot;

@@ -18,25 +18,39 @@ namespace {
 using Inputs = std::span<const Tensor>;
 using Grads = TensorList;
 
-// For each (outer, inner) line along the axis: its max m and s = sum_k e^(x_k - m).
+// For each (outer, inner) line along the axis: its max m (NaN if the line holds one) and
+// s = sum_k e^(x_k - shift(m)). softmax and log_softmax shift by m itself, as PyTorch's kernels:
+// a line that is all -inf, or holds +inf, gives inf - inf = NaN, as in PyTorch. logsumexp shifts
+// an infinite m by 0 instead (PyTorch's logsumexp does), so an all -inf line sums to 0 and its
+// log is -inf, and a +inf element makes the sum, and the log, +inf.
 // x [outer, n, inner] -> max, sum_exp [outer, inner]
+template <class Shift>
 void line_max_and_sum_exp(std::span<const double> x, const kernels::AxisSplit& s,
-                          std::vector<double>& max, std::vector<double>& sum_exp) {
+                          std::vector<double>& max, std::vector<double>& sum_exp, Shift shift) {
   max.assign(s.outer * s.inner, -INFINITY);
   sum_exp.assign(s.outer * s.inner, 0.0);
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t k = 0; k < s.n; ++k) {
       for (std::size_t i = 0; i < s.inner; ++i) {
         double& m = max[o * s.inner + i];
-        m = std::max(m, x[(o * s.n + k) * s.inner + i]);
+        const double v = x[(o * s.n + k) * s.inner + i];
+        if (!std::isnan(m) && (v > m || std::isnan(v))) m = v;  // a NaN, once met, stays
       }
     }
     for (std::size_t k = 0; k < s.n; ++k) {
       for (std::size_t i = 0; i < s.inner; ++i) {
-        sum_exp[o * s.inner + i] += std::exp(x[(o * s.n + k) * s.inner + i] - max[o * s.inner + i]);
+        sum_exp[o * s.inner + i] +=
+            std::exp(x[(o * s.n + k) * s.inner + i] - shift(max[o * s.inner + i]));
       }
     }
   }
+}
+
+double by_max(double m) {
+  return m;
+}
+double by_finite_max(double m) {
+  return std::isinf(m) ? 0.0 : m;
 }
 }  // namespace
 
@@ -45,7 +59,7 @@ Tensor softmax(const Tensor& x, std::int64_t axis, std::source_location where) {
   kernels::require_nonempty_axis(x.shape(), s, "softmax");
   const std::span<const double> xv = x.values();
   std::vector<double> max, sum_exp;
-  line_max_and_sum_exp(xv, s, max, sum_exp);
+  line_max_and_sum_exp(xv, s, max, sum_exp, by_max);
   std::vector<double> y(xv.size());
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t k = 0; k < s.n; ++k) {
@@ -69,7 +83,7 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis, std::source_location wher
   kernels::require_nonempty_axis(x.shape(), s, "log_softmax");
   const std::span<const double> xv = x.values();
   std::vector<double> max, sum_exp;
-  line_max_and_sum_exp(xv, s, max, sum_exp);
+  line_max_and_sum_exp(xv, s, max, sum_exp, by_max);
   std::vector<double> y(xv.size());
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t k = 0; k < s.n; ++k) {
@@ -90,9 +104,9 @@ Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim, std::source_l
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "logsumexp");
   kernels::require_nonempty_axis(x.shape(), s, "logsumexp");
   std::vector<double> max, sum_exp;
-  line_max_and_sum_exp(x.values(), s, max, sum_exp);
+  line_max_and_sum_exp(x.values(), s, max, sum_exp, by_finite_max);
   std::vector<double> y(max.size());
-  for (std::size_t j = 0; j < y.size(); ++j) y[j] = max[j] + std::log(sum_exp[j]);
+  for (std::size_t j = 0; j < y.size(); ++j) y[j] = by_finite_max(max[j]) + std::log(sum_exp[j]);
   const std::size_t a = s.axis;
   return record(
       {"logsumexp", "dx = g * exp(x - y)"}, kernels::reduced_shape(x.shape(), a, keepdim),

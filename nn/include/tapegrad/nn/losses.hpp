@@ -44,6 +44,11 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target,
 //   loss_n = -sum_c t_nc log_softmax(z_n)_c = (sum_c t_nc) logsumexp(z_n) - sum_c t_nc z_nc
 //   d/dz = g * (softmax(z) sum_c t_c - t)   (= p - t when t is a distribution)
 //   d/dt = -g * log_softmax(z)
+// Masked logits (-inf) are allowed: a class with target 0 adds nothing (0 * -inf is taken as 0,
+// for class indices, one-hot and soft targets alike) and gets gradient 0; a masked class with
+// target mass gives +inf with a finite gradient. As PyTorch, a row that is all -inf, or holds +inf
+// or NaN, is NaN. (PyTorch 1.13 returns NaN for one-hot/soft targets with a masked logit, while
+// its gradient is the finite one; we return the finite value, the one its index form gives.)
 Tensor cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                  Reduction reduction = Reduction::mean);
 
