@@ -63,12 +63,12 @@ Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0,
 
 // gelu's two forms, PyTorch's approximate="none" / "tanh".
 enum class GeluApproximate { none, tanh };
-// none (default, exact):  y = x Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2
-//                                          dx = g * (Phi(x) + x phi(x)),  phi(x) = e^(-x^2/2) /
-//                                          sqrt(2 pi)
-// tanh:  y = x (1 + t) / 2,  t = tanh(u),  u = sqrt(2/pi) (x + 0.044715 x^3)
-//                                          dx = g * ((1 + t) / 2 + x (1 - t^2) u' / 2),
-//                                          u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+// none (default, exact):
+//   y = x Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2     (the standard normal CDF)
+//   dx = g * (Phi(x) + x phi(x)),  phi(x) = e^(-x^2 / 2) / sqrt(2 pi)
+// tanh:
+//   y = x (1 + t) / 2,  t = tanh(u),  u = sqrt(2 / pi) (x + 0.044715 x^3)
+//   dx = g * ((1 + t) / 2 + x (1 - t^2) u' / 2),  u' = sqrt(2 / pi) (1 + 3 * 0.044715 x^2)
 // The rules are written with erf, exp and tanh, so second order works.
 Tensor gelu(const Tensor& x, GeluApproximate approximate = GeluApproximate::none,
             std::source_location where = std::source_location::current());
