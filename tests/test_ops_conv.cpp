@@ -473,6 +473,8 @@ TEST(Misuse, Conv2dWrongRank) {
                   "[1, 1, 3, 3]");
   EXPECT_TG_THROW(conv2d(zeros({1, 1, 5, 5}), zeros({1, 3, 3})), ShapeError, "conv2d", "weight",
                   "[1, 1, 5, 5]", "[1, 3, 3]");
+  EXPECT_TG_THROW(conv2d(zeros({1, 1, 5, 5}), zeros({0, 1, 3, 3})), ShapeError, "conv2d",
+                  "empty dimension", "[0, 1, 3, 3]");
   EXPECT_TG_THROW(conv1d(zeros({1, 1, 5, 5}), zeros({1, 1, 3})), ShapeError, "conv1d",
                   "[1, 1, 5, 5]", "[1, 1, 3]");
 }

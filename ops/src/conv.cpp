@@ -39,9 +39,8 @@ struct Geometry {
 Geometry geometry(std::string_view op, const Shape& x, const Shape& wt, const Conv2dOptions& opt) {
   if (x.rank() != 4) {
     throw ShapeError(
-        fmt::format("{}: input must be 4-D [N, C, H, W], got {} dimensions ({} vs "
-                    "weight {})",
-                    op, x.rank(), x, wt));
+        fmt::format("{}: input must be 4-D [N, C, H, W], got {} dimensions ({} vs weight {})", op,
+                    x.rank(), x, wt));
   }
   if (wt.rank() != 4) {
     throw ShapeError(
@@ -68,23 +67,22 @@ Geometry geometry(std::string_view op, const Shape& x, const Shape& wt, const Co
           fmt::format("{}: weight has an empty dimension (input {} vs weight {})", op, x, wt));
     }
   }
-  const Geometry base{x[0],
-                      x[1],
-                      x[2],
-                      x[3],
-                      wt[0],
-                      wt[2],
-                      wt[3],
-                      0,
-                      0,
-                      opt.stride.h,
-                      opt.stride.w,
-                      opt.padding.h,
-                      opt.padding.w,
-                      opt.dilation.h,
-                      opt.dilation.w,
-                      opt.groups};
-  Geometry g = base;
+  Geometry g{.n = x[0],
+             .c = x[1],
+             .h = x[2],
+             .w = x[3],
+             .o = wt[0],
+             .kh = wt[2],
+             .kw = wt[3],
+             .ho = 0,
+             .wo = 0,
+             .sh = opt.stride.h,
+             .sw = opt.stride.w,
+             .ph = opt.padding.h,
+             .pw = opt.padding.w,
+             .dh = opt.dilation.h,
+             .dw = opt.dilation.w,
+             .groups = opt.groups};
   if (g.o % g.groups != 0 || g.c % g.groups != 0) {
     throw ValueError(
         fmt::format("{}: groups = {} must divide both the input channels ({}) and the "
@@ -114,9 +112,8 @@ Geometry geometry(std::string_view op, const Shape& x, const Shape& wt, const Co
 void check_grad_output(std::string_view op, const Geometry& g, const Tensor& grad_output) {
   if (grad_output.shape() != g.output_shape()) {
     throw ShapeError(
-        fmt::format("{}: grad_output must have the convolution's output shape ({} vs "
-                    "{})",
-                    op, grad_output.shape(), g.output_shape()));
+        fmt::format("{}: grad_output must have the convolution's output shape ({} vs {})", op,
+                    grad_output.shape(), g.output_shape()));
   }
 }
 
@@ -325,9 +322,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dO
   if (!bias.defined()) return conv2d_no_bias(x, weight, options, where);
   if (bias.shape() != Shape{g.o}) {
     throw ShapeError(
-        fmt::format("conv2d: bias must be [{}], one per output channel ({} vs weight "
-                    "{})",
-                    g.o, bias.shape(), weight.shape()));
+        fmt::format("conv2d: bias must be [{}], one per output channel ({} vs weight {})", g.o,
+                    bias.shape(), weight.shape()));
   }
   std::vector<double> y = forward_kernel(g, x.values().data(), weight.values().data());
   const std::span<const double> bv = bias.values();
