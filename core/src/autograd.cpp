@@ -59,6 +59,41 @@ std::shared_ptr<detail::TapeState> tape_of(const Tensor& output, std::string_vie
   return tape;
 }
 
+// Is a gradient about to be put into a leaf held by anything but the sweep's one handle (its
+// leaf_grads entry) and, for a recorded result, the tape node that made it? Another leaf, the
+// caller (a seed), a node's kept gradient, a user's handle to an intermediate all count.
+bool held_elsewhere(const Tensor& g) {
+  long expected = 1;
+  const detail::TensorImpl& impl = g.impl();
+  if (!g.is_leaf()) {
+    const auto tape = impl.tape.lock();
+    if (tape && tape->stamp == impl.stamp && impl.node < tape->nodes.size() &&
+        tape->nodes[impl.node].result.same(g)) {
+      ++expected;
+    }
+  }
+  return g.impl_ptr().use_count() > expected;
+}
+
+// Under create_graph a leaf's new gradient is added to its existing one by a recorded op, so the
+// existing one must be on the tape now recording (or a constant). Checked before any leaf is
+// written.
+void check_existing_gradient(const Tensor& leaf, const Tensor& existing, std::string_view caller) {
+  if (existing.is_leaf() || !existing.requires_grad()) return;
+  const detail::TensorImpl& impl = existing.impl();
+  const auto tape = impl.tape.lock();
+  const bool live = tape && tape->stamp == impl.stamp;
+  if (live && Tape::current() != nullptr && Tape::current()->state() == tape) return;
+  throw AutogradError(fmt::format(
+      "{}: the existing grad() of a leaf ({}) was recorded by an earlier backward with "
+      "create_graph on a tape that {}, so this backward cannot add to it; no leaf gradient was "
+      "written. Call zero_grad() on the leaves before this backward (or "
+      "set_grad(leaf.grad().detach()) to keep the value as a constant)",
+      caller, leaf.shape(),
+      !tape ? "has since been destroyed"
+            : (!live ? "has since been cleared" : "is not the one recording now")));
+}
+
 Tensor add_gradient(const Tensor& existing, const Tensor& incoming) {
   return existing.defined() ? detail::accumulate(existing, incoming) : incoming;
 }
@@ -180,6 +215,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
     }
   }
 
+  if (tape) tape->nodes.note_sweep();
   const bool anomaly = is_anomaly_enabled();
   // The sweep: newest node first. Every consumer of a node was recorded after it, so by the time
   // the sweep reaches node i its gradient is complete.
@@ -239,6 +275,9 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
     }
   }
 
+  // Every leaf's new gradient is computed before any is written, so a backward that fails here (a
+  // stale gradient, no memory) leaves every grad() as it was: all or nothing.
+  std::vector<std::pair<Tensor, Tensor>> writes;  // (leaf, its new grad())
   for (auto& [leaf, g] : leaf_grads) {
     if (auto it = wanted_leaf.find(leaf.impl_ptr().get()); it != wanted_leaf.end()) {
       for (std::size_t w : it->second) {
@@ -246,15 +285,19 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
         wanted_reached[w] = true;
       }
     }
-    if (request.accumulate_into_leaves && leaf.requires_grad()) {
-      Tensor existing = leaf.grad();
-      Tensor total = add_gradient(existing, g);
-      // A rule may hand one gradient tensor to several inputs (add gives g to both); a leaf's
-      // grad() must be its own, so an optimizer writing one cannot change another.
-      if (!request.create_graph && total.impl_ptr().use_count() > 2) total = total.detach();
-      leaf.set_grad(total);
+    if (!request.accumulate_into_leaves || !leaf.requires_grad()) continue;
+    const Tensor existing = leaf.grad();
+    if (existing.defined()) {
+      if (request.create_graph) check_existing_gradient(leaf, existing, caller);
+      writes.emplace_back(leaf, detail::accumulate(existing, g));  // a new tensor: its own
+    } else {
+      // A rule may hand one gradient tensor to several inputs (add gives g to both), the seed may
+      // be the caller's, and keep_gradients keeps it in a node: a leaf's grad() must be its own,
+      // so an in-place edit of one (an optimizer's) cannot change another.
+      writes.emplace_back(leaf, held_elsewhere(g) ? detail::copy(g) : g);
     }
   }
+  for (auto& [leaf, total] : writes) leaf.impl().grad = total.impl_ptr();
 
   for (std::size_t i = 0; i < request.wanted.size(); ++i) {
     if (wanted_reached[i]) continue;

@@ -33,6 +33,14 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
                 });
 }
 
+Tensor copy(const Tensor& x) {
+  if (!x.requires_grad()) return x.detach();
+  std::vector<double> values(x.values().begin(), x.values().end());
+  return record(
+      {"copy", "dx = g"}, x.shape(), std::move(values), {x},
+      [](const Tensor& g, const Tensor&, std::span<const Tensor>) { return TensorList{g}; });
+}
+
 }  // namespace detail
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
@@ -44,7 +52,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
                     x.shape(), shape));
   }
   // y[i] = x[broadcast index of i]
-  std::vector<double> values(shape.numel());
+  std::vector<double> values = allocate_values("broadcast_to", shape);
   const std::span<const double> xv = x.values();
   const auto x_strides = detail::broadcast_strides(x.shape(), shape);
   detail::for_each_broadcast(

@@ -36,6 +36,8 @@ double evaluate_scalar(const Function& f, const std::vector<Tensor>& inputs) {
 CheckGradientResult check_gradient(const Function& f, const GradientFunction& closed_form,
                                    const std::vector<Tensor>& inputs,
                                    CheckGradientOptions options) {
+  // Inside a caller's no-grad scope too: the autodiff column needs f recorded.
+  EnableGradGuard enable_grad;
   std::vector<Tensor> work;
   std::vector<std::size_t> checked;
   for (std::size_t i = 0; i < inputs.size(); ++i) {

@@ -62,6 +62,8 @@ double badness(const GradcheckResult& r, const GradgradcheckOptions& options) {
 }  // namespace
 
 Tensor jacobian(const TensorFunction& f, const Tensor& x) {
+  // Inside a caller's no-grad scope too, as torch.autograd.functional (enable_grad).
+  EnableGradGuard enable_grad;
   Tape tape;
   const Tensor input = fresh_input(x);
   const Tensor y = f(input);
@@ -76,6 +78,8 @@ Tensor jacobian(const TensorFunction& f, const Tensor& x) {
 }
 
 Tensor hessian(const TensorFunction& f, const Tensor& x) {
+  // Inside a caller's no-grad scope too, as torch.autograd.functional (enable_grad).
+  EnableGradGuard enable_grad;
   Tape tape;
   const Tensor input = fresh_input(x);
   const Tensor g = recorded_gradient(f(input), input, "hessian");
@@ -95,6 +99,7 @@ Tensor hvp(const TensorFunction& f, const Tensor& x, const Tensor& v) {
     throw ShapeError(
         fmt::format("hvp: the vector must have x's shape ({} vs {})", v.shape(), x.shape()));
   }
+  EnableGradGuard enable_grad;
   Tape tape;
   const Tensor input = fresh_input(x);
   const Tensor g = recorded_gradient(f(input), input, "hvp");
@@ -103,6 +108,7 @@ Tensor hvp(const TensorFunction& f, const Tensor& x, const Tensor& v) {
 
 GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inputs,
                               GradgradcheckOptions options) {
+  EnableGradGuard enable_grad;
   std::vector<std::size_t> checked;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].requires_grad()) checked.push_back(i);
@@ -114,14 +120,28 @@ GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inpu
   }
 
   // The fixed grad_outputs u: one evaluation on a scratch tape tells f's output shape.
+  // The same evaluation tells which inputs f depends on.
   Tensor u;
   {
     Tape tape;
-    std::vector<Tensor> copies;
+    std::vector<Tensor> copies, wrt;
     copies.reserve(inputs.size());
-    for (const Tensor& t : inputs) copies.push_back(t.detach());
+    for (const Tensor& t : inputs) {
+      copies.push_back(t.detach());
+      if (t.requires_grad()) wrt.push_back(copies.back().requires_grad_());
+    }
+    const Tensor y = f(copies);
+    if (!options.allow_unused) {
+      const std::vector<bool> used = detail::depends_on(y, wrt);
+      for (std::size_t c = 0; c < checked.size(); ++c) {
+        if (!used[c]) {
+          return detail::unused_input_result("gradgradcheck", checked[c], inputs[checked[c]],
+                                             "GradgradcheckOptions");
+        }
+      }
+    }
     Generator generator(options.seed);
-    u = randn(f(copies).shape(), generator);
+    u = randn(y.shape(), generator);
   }
 
   GradcheckResult worst;
@@ -145,7 +165,10 @@ GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inpu
       }
       return Tensor();  // unreachable: k is one of `checked`
     };
-    GradcheckResult r = gradcheck(h, inputs, {options.eps, options.atol, options.rtol});
+    // h_k may rightly not depend on some input (f linear in it): f's own use was checked above.
+    GradcheckResult r = gradcheck(
+        h, inputs,
+        {.eps = options.eps, .atol = options.atol, .rtol = options.rtol, .allow_unused = true});
     total_checked += r.elements_checked;
     const double b = badness(r, options);
     if (b > worst_badness) {

@@ -21,8 +21,57 @@ std::vector<double> evaluate(const Function& f, const std::vector<Tensor>& input
 
 }  // namespace
 
+namespace detail {
+
+std::vector<bool> depends_on(const Tensor& output, std::span<const Tensor> inputs) {
+  std::vector<bool> used(inputs.size(), false);
+  const auto mark = [&](const Tensor& leaf) {
+    for (std::size_t i = 0; i < inputs.size(); ++i) used[i] = used[i] || leaf.same(inputs[i]);
+  };
+  if (!output.defined() || !output.requires_grad()) return used;
+  if (output.is_leaf()) {
+    mark(output);
+    return used;
+  }
+  const TensorImpl& impl = output.impl();
+  const auto tape = impl.tape.lock();
+  if (!tape || tape->stamp != impl.stamp) return used;
+  std::vector<bool> reached(impl.node + 1, false);
+  reached[impl.node] = true;
+  for (std::size_t i = impl.node + 1; i-- > 0;) {
+    if (!reached[i]) continue;
+    for (const Tensor& input : tape->nodes[i].inputs) {
+      if (!input.defined() || !input.requires_grad()) continue;
+      if (input.is_leaf()) {
+        mark(input);
+      } else if (input.impl().node < i) {
+        reached[input.impl().node] = true;
+      }
+    }
+  }
+  return used;
+}
+
+GradcheckResult unused_input_result(std::string_view check, std::size_t input, const Tensor& x,
+                                    std::string_view option) {
+  GradcheckResult result;
+  result.passed = false;
+  result.input = input;
+  result.report = fmt::format(
+      "{} FAILED: f's output does not depend on input {} ({}), which requires grad: nothing on "
+      "the tape leads from it to the output, so its derivatives would be 0 vs 0. Usually f uses a "
+      "tensor captured from outside instead of its argument (write inputs[{}] inside f); pass "
+      "{}{{.allow_unused = true}} if f really does not depend on it",
+      check, input, x.shape(), input, option);
+  return result;
+}
+
+}  // namespace detail
+
 GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
                           GradcheckOptions options) {
+  // Inside a caller's no-grad scope too: f must record for the analytic side.
+  EnableGradGuard enable_grad;
   // Work on copies: the caller's tensors are never nudged.
   std::vector<Tensor> work;
   std::vector<std::size_t> checked;  // positions of the inputs that require grad
@@ -49,6 +98,15 @@ GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
   {
     Tape tape;
     const Tensor out = f(work);
+    if (!options.allow_unused) {
+      const std::vector<bool> used = detail::depends_on(out, checked_inputs);
+      for (std::size_t c = 0; c < checked.size(); ++c) {
+        if (!used[c]) {
+          return detail::unused_input_result("gradcheck", checked[c], inputs[checked[c]],
+                                             "GradcheckOptions");
+        }
+      }
+    }
     output_count = out.numel();
     for (std::size_t c = 0; c < checked.size(); ++c) {
       analytic[c].assign(checked_inputs[c].numel(), std::vector<double>(output_count, 0.0));

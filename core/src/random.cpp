@@ -37,23 +37,30 @@ std::uint64_t Generator::below(std::uint64_t n) {
 }
 
 Tensor randn(const Shape& shape, Generator& generator) {
-  std::vector<double> values(shape.numel());
+  std::vector<double> values = allocate_values("randn", shape);
   for (double& v : values) v = generator.normal();
   return Tensor::from_values(std::move(values), shape);
 }
 
+namespace {
+Tensor uniform_tensor(std::string_view op, const Shape& shape, double low, double high,
+                      Generator& generator) {
+  if (!(low <= high)) {
+    throw ValueError(
+        fmt::format("{}: low must not exceed high (low {} vs high {})", op, low, high));
+  }
+  std::vector<double> values = allocate_values(op, shape);
+  for (double& v : values) v = low + (high - low) * generator.uniform();
+  return Tensor::from_values(std::move(values), shape);
+}
+}  // namespace
+
 Tensor rand(const Shape& shape, Generator& generator) {
-  return uniform(shape, 0.0, 1.0, generator);
+  return uniform_tensor("rand", shape, 0.0, 1.0, generator);
 }
 
 Tensor uniform(const Shape& shape, double low, double high, Generator& generator) {
-  if (!(low <= high)) {
-    throw ValueError(
-        fmt::format("uniform: low must not exceed high (low {} vs high {})", low, high));
-  }
-  std::vector<double> values(shape.numel());
-  for (double& v : values) v = low + (high - low) * generator.uniform();
-  return Tensor::from_values(std::move(values), shape);
+  return uniform_tensor("uniform", shape, low, high, generator);
 }
 
 }  // namespace tapegrad

@@ -1,5 +1,8 @@
 #include "tapegrad/core/shape.hpp"
 
+#include <cstdint>
+#include <limits>
+
 #include <fmt/format.h>
 
 #include "tapegrad/core/error.hpp"
@@ -9,15 +12,40 @@ namespace tapegrad {
 Shape::Shape(std::initializer_list<std::int64_t> dims) : Shape(std::vector<std::int64_t>(dims)) {}
 
 Shape::Shape(std::vector<std::int64_t> dims) : dims_(std::move(dims)) {
+  // The product is taken over the non-zero dimensions with an overflow check, so that an empty
+  // shape such as [0, 2^62, 2^62] stays valid (as in PyTorch) and no product ever wraps.
+  std::size_t nonzero_product = 1;
+  bool overflow = false;
+  bool empty = false;
   for (std::int64_t d : dims_) {
     if (d < 0) throw ShapeError(fmt::format("Shape: negative dimension in {}", *this));
+    if (d == 0) {
+      empty = true;
+    } else if (!overflow) {
+      const auto n = static_cast<std::size_t>(d);
+      overflow = nonzero_product > std::numeric_limits<std::size_t>::max() / n;
+      if (!overflow) nonzero_product *= n;
+    }
   }
-}
-
-std::size_t Shape::numel() const {
-  std::size_t n = 1;
-  for (std::int64_t d : dims_) n *= static_cast<std::size_t>(d);
-  return n;
+  if (overflow || nonzero_product > max_numel) {
+    if (empty) {
+      numel_ = 0;
+      return;
+    }
+    if (overflow) {
+      throw ShapeError(fmt::format(
+          "Shape: too many elements in {}: the product of the dimensions overflows 64 bits (a "
+          "tensor holds at most {} float64 values)",
+          *this, max_numel));
+    }
+    throw ShapeError(fmt::format(
+        "Shape: too many elements in {}: {} float64 values need {:.4g} bytes, more than any "
+        "buffer can hold (at most {} values, {} bytes)",
+        *this, nonzero_product,
+        static_cast<double>(nonzero_product) * static_cast<double>(sizeof(double)), max_numel,
+        PTRDIFF_MAX));
+  }
+  numel_ = empty ? 0 : nonzero_product;
 }
 
 std::vector<std::int64_t> Shape::index_of(std::size_t flat) const {
@@ -73,7 +101,12 @@ Shape broadcast_shapes(const Shape& lhs, const Shape& rhs, std::string_view op) 
     }
     dims[i] = a == 1 ? b : a;
   }
-  return Shape(std::move(dims));
+  try {
+    return Shape(std::move(dims));
+  } catch (const ShapeError& e) {
+    // Two shapes that each fit can broadcast to one that does not ([2^32, 1] vs [1, 2^32]).
+    throw ShapeError(fmt::format("{}: broadcasting {} with {}: {}", op, lhs, rhs, e.what()));
+  }
 }
 
 bool broadcasts_to(const Shape& from, const Shape& to) {

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -19,17 +22,39 @@ std::uint64_t new_stamp() {
   return last_stamp.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 thread_local bool grad_enabled = true;
+std::atomic<std::size_t> growth_warning_nodes{default_tape_growth_warning};
+std::atomic<bool> growth_warned{false};
 thread_local bool anomaly_enabled = false;
 }  // namespace
 
-Tape::Tape() : state_(std::make_shared<detail::TapeState>()), enclosing_(current_tape) {
+Tape::Tape()
+    : state_(std::make_shared<detail::TapeState>()),
+      enclosing_(current_tape),
+      thread_(std::this_thread::get_id()) {
   state_->stamp = new_stamp();
+  if (enclosing_ != nullptr) enclosing_->enclosed_ = this;
   current_tape = this;
 }
 
 Tape::~Tape() {
-  // Scopes nest, so the tape being destroyed is the innermost one.
-  current_tape = enclosing_;
+  if (thread_ != std::this_thread::get_id()) {
+    // The tape is linked into its own thread's stack, which this thread cannot safely edit while
+    // that thread may be recording; going on would leave it pointing at freed memory.
+    std::fputs(
+        "tapegrad: Tape destroyed on another thread than the one it records on. A Tape is a "
+        "scope on one thread: it records that thread's ops and must be destroyed there (keep it "
+        "in the thread's own scope; hand results to other threads, not tapes). Aborting.\n",
+        stderr);
+    std::abort();
+  }
+  // Unlink from the thread's stack wherever this tape is in it: scopes destroy the innermost
+  // tape, heap-held tapes may go in any order.
+  if (enclosed_ != nullptr) {
+    enclosed_->enclosing_ = enclosing_;
+  } else {
+    current_tape = enclosing_;
+  }
+  if (enclosing_ != nullptr) enclosing_->enclosed_ = enclosed_;
 }
 
 void Tape::clear() {
@@ -39,6 +64,14 @@ void Tape::clear() {
 
 Tape* Tape::current() {
   return current_tape;
+}
+
+void set_tape_growth_warning(std::size_t nodes) {
+  growth_warning_nodes.store(nodes, std::memory_order_relaxed);
+  growth_warned.store(false);
+}
+std::size_t tape_growth_warning() {
+  return growth_warning_nodes.load(std::memory_order_relaxed);
 }
 
 NoGradGuard::NoGradGuard() : previous_(grad_enabled) {
@@ -84,12 +117,33 @@ const Node& NodeStore::at(std::size_t i) const {
 }
 
 void NodeStore::push_back(Node&& node) {
-  if (size_ == chunks_.size() * chunk_nodes) {
-    chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(chunk_nodes * sizeof(Node)));
-  }
+  // The growth warning costs the record path nothing: it is checked in add_chunk, once a chunk.
+  if (size_ == chunks_.size() * chunk_nodes) add_chunk();
   std::byte* chunk = chunks_[size_ / chunk_nodes].get();
   new (chunk + (size_ % chunk_nodes) * sizeof(Node)) Node(std::move(node));
   ++size_;
+}
+
+void NodeStore::add_chunk() {
+  chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(chunk_nodes * sizeof(Node)));
+  const std::size_t limit = growth_warning_nodes.load(std::memory_order_relaxed);
+  if (limit == 0 || size_ < limit || sweeps_ < 2) return;
+  if (growth_warned.exchange(true)) return;
+  std::size_t value_bytes = 0;
+  for (std::size_t i = 0; i < size_; ++i) {
+    const Tensor& result = slot(i).result;
+    if (result.defined()) value_bytes += result.numel() * sizeof(double);
+  }
+  const double megabytes =
+      static_cast<double>(value_bytes + size_ * sizeof(Node)) / (1024.0 * 1024.0);
+  fmt::print(stderr,
+             "tapegrad: warning: one Tape holds {} nodes (about {:.0f} MB) and keeps growing after "
+             "{} backward passes since it was last cleared. A Tape keeps every intermediate until "
+             "it is cleared or destroyed, so a training loop inside one Tape grows without bound "
+             "and slows down. Make one Tape per step (declare it inside the loop) or call "
+             "tape.clear() at the end of each step. (Printed once; "
+             "tapegrad::set_tape_growth_warning(0) turns it off.)\n",
+             size_, megabytes, sweeps_);
 }
 
 void NodeStore::clear() {
@@ -98,6 +152,7 @@ void NodeStore::clear() {
     --size_;
     slot(size_).~Node();
   }
+  sweeps_ = 0;
 }
 
 namespace {

@@ -1,5 +1,8 @@
 #include "tapegrad/core/tensor.hpp"
 
+#include <iterator>
+#include <new>
+
 #include <fmt/format.h>
 
 #include "tapegrad/core/autograd.hpp"
@@ -115,14 +118,33 @@ void print_trace(std::string_view line) {
   fmt::print("{}\n", line);
 }
 
+std::vector<double> allocate_values(std::string_view op, const Shape& shape, double fill) {
+  try {
+    return std::vector<double>(shape.numel(), fill);
+  } catch (const std::bad_alloc&) {
+    // Shape already bounds numel() by what a vector can hold, so only memory can run out here.
+    const double bytes = static_cast<double>(shape.bytes());
+    constexpr const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    std::size_t unit = 0;
+    double amount = bytes;
+    while (amount >= 1024.0 && unit + 1 < std::size(units)) {
+      amount /= 1024.0;
+      ++unit;
+    }
+    throw AllocationError(
+        fmt::format("{}: out of memory allocating {} bytes ({:.3g} {}) for a tensor of shape {}",
+                    op, shape.bytes(), amount, units[unit], shape));
+  }
+}
+
 Tensor zeros(const Shape& shape) {
-  return full(shape, 0.0);
+  return Tensor::from_values(allocate_values("zeros", shape, 0.0), shape);
 }
 Tensor ones(const Shape& shape) {
-  return full(shape, 1.0);
+  return Tensor::from_values(allocate_values("ones", shape, 1.0), shape);
 }
 Tensor full(const Shape& shape, double value) {
-  return Tensor::from_values(std::vector<double>(shape.numel(), value), shape);
+  return Tensor::from_values(allocate_values("full", shape, value), shape);
 }
 Tensor scalar(double value) {
   return Tensor::from_values({value}, Shape{});

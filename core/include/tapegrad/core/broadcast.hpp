@@ -67,4 +67,9 @@ void for_each_broadcast(const Shape& out, const std::vector<std::size_t>& a_stri
 // than once. A recorded op (rule: g, g) so accumulation is differentiable under create_graph.
 Tensor accumulate(const Tensor& a, const Tensor& b);
 
+// A new tensor with x's values: the engine's copy when one gradient would otherwise be handed to
+// two leaves (or be the caller's seed object). A recorded op (rule: g) when x requires grad, so a
+// copied gradient stays differentiable under create_graph; a plain detached copy otherwise.
+Tensor copy(const Tensor& x);
+
 }  // namespace tapegrad::detail

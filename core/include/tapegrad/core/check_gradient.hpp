@@ -3,21 +3,34 @@
 // differences, element by element, in one table. For checking a derivation (the seed document's
 // p - t), not an op: gradcheck checks ops against finite differences; this checks a person.
 //
-//   auto result = tapegrad::check_gradient(
-//       [&](const Inputs& in) { return nn::binary_cross_entropy(sigmoid(in[0] * x + in[1]), y); },
-//       [&](const Inputs& in) { ...; return Inputs{(a - y) * x, a - y}; },  // derived by hand
-//       {w, b}, {.names = {"w", "b"}});
-//   EXPECT_TRUE(result.passed) << result.table;
+// The seed document's neuron, a = sigmoid(w x + b) with x = 1, y = 0, w = 0.6, b = 0.9, under
+// cross-entropy, whose gradient is (a - y) x for w and a - y for b:
+// ```cpp
+// using Tensors = std::vector<tapegrad::Tensor>;
+// const tapegrad::Tensor x = tapegrad::scalar(1.0), y = tapegrad::scalar(0.0);
+// const tapegrad::Tensor w = tapegrad::scalar(0.6).requires_grad_();
+// const tapegrad::Tensor b = tapegrad::scalar(0.9).requires_grad_();
+// auto result = tapegrad::check_gradient(
+//     [&](const Tensors& in) {
+//       return tapegrad::nn::binary_cross_entropy(tapegrad::sigmoid(in[0] * x + in[1]), y);
+//     },
+//     [&](const Tensors& in) {  // derived by hand
+//       const tapegrad::Tensor a = tapegrad::sigmoid(in[0] * x + in[1]);
+//       return Tensors{(a - y) * x, a - y};
+//     },
+//     {w, b}, {.names = {"w", "b"}});
+// if (!result.passed) fmt::print("the derivation is wrong\n");  // a test: EXPECT_TRUE(result)
+// ```
 //
 // prints (to standard output, or to options.sink, one call per line; examples/traced_neuron.cpp):
 // clang-format off
-//
+// ```text
 // check_gradient: 2 inputs checked, eps 1e-06
 //   element        closed form          autodiff       finite diff  |closed-auto|    |closed-fd|
 //   w             0.8175744762      0.8175744762      0.8175744759              0       2.96e-10  ok
 //   b             0.8175744762      0.8175744762      0.8175744759              0       2.96e-10  ok
 // largest |closed - autodiff| 0 at w, largest |closed - fd| 2.96e-10 at w: passed (2 elements)
-//
+// ```
 // clang-format on
 // A wrong row ends in WRONG and the last line says FAILED, naming the worst element.
 //
@@ -75,6 +88,7 @@ struct CheckGradientResult {
   explicit operator bool() const { return passed; }
 };
 
+// Runs the same inside a NoGradGuard (it re-enables grad mode for itself).
 // `f` must return a scalar (ValueError otherwise); `closed_form` must return inputs.size()
 // tensors with the inputs' shapes (ShapeError otherwise). At least one input must require grad.
 // The inputs are not modified: f and closed_form see copies.

@@ -1,8 +1,16 @@
 #pragma once
 // The tape as a picture: Graphviz DOT text for the part of the graph that `output` depends on.
 //
-//   tapegrad::write_dot(loss, "graph.dot", {{w, "w"}, {b, "b"}, {loss, "loss"}});
-//   // then: dot -Tpng graph.dot -o graph.png
+// ```cpp
+// const tapegrad::Tensor w = tapegrad::tensor({0.5, -1.0}).requires_grad_();
+// const tapegrad::Tensor b = tapegrad::scalar(0.1).requires_grad_();
+// tapegrad::Tape tape;
+// const tapegrad::Tensor loss = tapegrad::sum(tapegrad::sigmoid(w + b));
+// loss.backward();
+// const std::string dot = tapegrad::to_dot(loss, {{w, "w"}, {b, "b"}, {loss, "loss"}});
+// ```
+// tapegrad::write_dot(loss, "graph.dot", names) writes the same text to a file; then
+// `dot -Tpng graph.dot -o graph.png` draws it.
 //
 // Boxes are tensors: their name (if given) or "leaf" / "#i" (the node that made it, as in tape
 // printing), shape, value summary (tapegrad::summarize) and, when known, the gradient: a leaf's

@@ -37,6 +37,13 @@ class AutogradError : public Error {
   using Error::Error;
 };
 
+// Memory for a tensor could not be allocated: the message names the op, the shape and the bytes
+// asked for (what std::bad_alloc does not say).
+class AllocationError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Anomaly mode found a NaN or an infinity in an op's value or gradient.
 class AnomalyError : public Error {
  public:

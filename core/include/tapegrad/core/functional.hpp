@@ -1,13 +1,19 @@
 #pragma once
 // Derivatives as functions: Jacobians, Hessians, Hessian-vector products, and gradgradcheck.
 //
-//   auto J = tapegrad::jacobian([](const Tensor& z) { return softmax(z); }, z);  // [3, 3]
-//   auto H = tapegrad::hessian([&](const Tensor& z) { return loss(z); }, z);     // [3, 3]
-//   auto Hv = tapegrad::hvp([&](const Tensor& w) { return loss(w); }, w, v);     // w's shape
+// ```cpp
+// using tapegrad::Tensor;
+// const Tensor z = tapegrad::tensor({0.5, -1.0, 2.0});
+// const auto loss = [](const Tensor& x) { return tapegrad::sum(x * x * x); };
+// auto J = tapegrad::jacobian([](const Tensor& x) { return tapegrad::softmax(x); }, z);  // [3, 3]
+// auto H = tapegrad::hessian(loss, z);                                                  // [3, 3]
+// auto Hv = tapegrad::hvp(loss, z, tapegrad::ones({3}));                                // [3]
+// ```
 //
-// Each call opens its own Tape, works on a detached copy of `x` (so `x` may come from any tape,
-// or none) and returns constants: leaves that do not require grad. They are for looking at and
-// checking derivatives, not for differentiating again.
+// Each call opens its own Tape, re-enables grad mode for itself (so it works the same inside a
+// NoGradGuard, as torch.autograd.functional does with enable_grad), works on a detached copy of
+// `x` (so `x` may come from any tape, or none) and returns constants: leaves that do not require
+// grad. They are for looking at and checking derivatives, not for differentiating again.
 //
 // Everything is built from tapegrad::grad with seeds, so no particular op is needed here:
 //   row o of the Jacobian   = grad(y, x, seed = e_o)                 (one sweep per output)
@@ -50,6 +56,10 @@ struct GradgradcheckOptions {
   double atol = 1e-7;  // as gradcheck: passes when |analytic - numeric| <= atol + rtol |numeric|
   double rtol = 1e-6;
   std::uint64_t seed = 0;  // for the fixed random grad_outputs u drawn N(0, 1)
+  // As GradcheckOptions::allow_unused: an input f does not depend on fails the check, naming it,
+  // unless this is set. (A first derivative that does not depend on some input, as for f linear
+  // in it, is fine either way.)
+  bool allow_unused = false;
 };
 
 // Second-order check, as PyTorch's gradgradcheck: with a fixed random u of f(inputs)'s shape,

@@ -1,8 +1,15 @@
 #pragma once
 // gradcheck: compares the tape's gradient of f with central finite differences, in float64.
 //
-//   auto result = tapegrad::gradcheck([](auto& x) { return sum(sigmoid(x[0])); }, {x});
-//   EXPECT_TRUE(result.passed) << result.report;
+// ```cpp
+// const tapegrad::Tensor x = tapegrad::tensor({0.3, -0.7}).requires_grad_();
+// auto result = tapegrad::gradcheck(
+//     [](const std::vector<tapegrad::Tensor>& in) {
+//       return tapegrad::sum(tapegrad::sigmoid(in[0]));
+//     },
+//     {x});
+// if (!result.passed) fmt::print("{}\n", result.report);  // in a test: EXPECT_TRUE(result.passed)
+// ```
 //
 // For every input that requires grad, every element j is nudged by +-eps and
 // numeric = (f(x + eps e_j) - f(x - eps e_j)) / (2 eps), for every output element; the analytic
@@ -11,7 +18,9 @@
 // that tolerance) is reported with its position and both values.
 #include <cstddef>
 #include <functional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tapegrad/core/tensor.hpp"
@@ -24,6 +33,12 @@ struct GradcheckOptions {
   double eps = 1e-6;
   double atol = 1e-7;
   double rtol = 1e-6;
+  // An input that requires grad but that f's output does not depend on (nothing on the tape
+  // leads from it to the output) FAILS the check, naming the input: that is almost always f using
+  // a captured tensor instead of its argument, which would otherwise "pass" with analytic 0 vs
+  // numeric 0. Set allow_unused when f really does not depend on some input. (PyTorch's gradcheck
+  // has no such check.)
+  bool allow_unused = false;
 };
 
 struct GradcheckResult {
@@ -40,7 +55,17 @@ struct GradcheckResult {
 };
 
 // `inputs` are not modified: gradcheck works on copies. At least one must require grad.
+// Runs the same inside a NoGradGuard (it re-enables grad mode for itself, as PyTorch's).
 GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
                           GradcheckOptions options = {});
+
+namespace detail {
+// For each of `inputs`: does `output` depend on it on the tape, i.e. is it `output` itself or an
+// input of a node `output` is reached from? One downward pass over the tape, no recursion.
+std::vector<bool> depends_on(const Tensor& output, std::span<const Tensor> inputs);
+// The failing result (and its report) for an input f does not depend on; `check` names the caller.
+GradcheckResult unused_input_result(std::string_view check, std::size_t input, const Tensor& x,
+                                    std::string_view option);
+}  // namespace detail
 
 }  // namespace tapegrad

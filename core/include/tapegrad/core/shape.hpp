@@ -1,5 +1,6 @@
 #pragma once
 // Shape: the dimensions of a contiguous row-major tensor, and NumPy's broadcasting rules.
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <span>
@@ -12,13 +13,22 @@ namespace tapegrad {
 
 class Shape {
  public:
+  // The most elements a shape may have: its float64 buffer must be addressable (at most
+  // PTRDIFF_MAX bytes, std::vector's own limit), 2^60 - 1 values on a 64-bit platform.
+  static constexpr std::size_t max_numel = PTRDIFF_MAX / sizeof(double);
+
   Shape() = default;  // rank 0: a scalar with one element
+  // Throws ShapeError naming the shape for a negative dimension, or for more than max_numel
+  // elements (an element count that overflows 64 bits included): no tensor can have that shape.
+  // A shape with a zero dimension has no elements whatever its other dimensions, as in PyTorch.
   Shape(std::initializer_list<std::int64_t> dims);
   explicit Shape(std::vector<std::int64_t> dims);
 
   std::size_t rank() const { return dims_.size(); }
-  // Number of elements: the product of the dimensions (1 for a scalar).
-  std::size_t numel() const;
+  // Number of elements: the product of the dimensions (1 for a scalar), checked at construction.
+  std::size_t numel() const { return numel_; }
+  // Bytes of this shape's float64 buffer: numel() * sizeof(double), at most PTRDIFF_MAX.
+  std::size_t bytes() const { return numel_ * sizeof(double); }
   std::int64_t operator[](std::size_t i) const { return dims_[i]; }
   const std::vector<std::int64_t>& dims() const { return dims_; }
   bool operator==(const Shape&) const = default;
@@ -35,6 +45,7 @@ class Shape {
 
  private:
   std::vector<std::int64_t> dims_;
+  std::size_t numel_ = 1;
 };
 
 // NumPy broadcasting: align trailing dimensions; each pair must be equal or contain a 1.

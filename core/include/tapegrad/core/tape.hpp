@@ -2,11 +2,18 @@
 // The tape: a Wengert list of the ops run while it records. Creation order is a topological
 // order, so backward is one sweep from the last node to the first: no recursion, no graph search.
 //
-//   {
-//     tapegrad::Tape tape;            // records on this thread until it goes out of scope
-//     auto loss = f(w);               // every op on a tensor that requires grad adds a node
-//     loss.backward();                // sweeps the nodes in reverse, fills w.grad()
-//   }                                 // the tape and every intermediate are freed here
+// ```cpp
+// tapegrad::Tensor w = tapegrad::tensor({0.5, -1.0}).requires_grad_();
+// {
+//   tapegrad::Tape tape;              // records on this thread until it goes out of scope
+//   auto loss = tapegrad::sum(w * w); // every op on a tensor that requires grad adds a node
+//   loss.backward();                  // sweeps the nodes in reverse, fills w.grad()
+// }                                   // the tape and every intermediate are freed here
+// ```
+//
+// In a training loop, one Tape per step (declared inside the loop), or tape.clear() at the end of
+// each step: a Tape around the whole loop keeps every step's intermediates (and warns once, see
+// set_tape_growth_warning).
 //
 // Tapes nest: the innermost live one records. A tensor computed on a tape keeps its value after
 // the tape is cleared or destroyed, but differentiating through it is then an AutogradError.
@@ -19,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "tapegrad/core/tensor.hpp"
@@ -71,15 +79,22 @@ class NodeStore {
   const Node& at(std::size_t i) const;
   void push_back(Node&& node);
   void clear();
+  // Counts a backward sweep over these nodes; clear() resets the count. A tape that has been
+  // swept more than once and keeps growing is a training loop inside one Tape (see
+  // set_tape_growth_warning).
+  void note_sweep() { ++sweeps_; }
+  std::size_t sweeps() const { return sweeps_; }
 
  private:
   static constexpr std::size_t chunk_nodes = 256;
+  void add_chunk();  // a new chunk, and the growth warning's check
   Node& slot(std::size_t i) const {
     return std::launder(reinterpret_cast<Node*>(chunks_[i / chunk_nodes].get()))[i % chunk_nodes];
   }
 
   std::vector<std::unique_ptr<std::byte[]>> chunks_;  // raw storage for chunk_nodes Nodes each
   std::size_t size_ = 0;
+  std::size_t sweeps_ = 0;
 };
 
 struct TapeState {
@@ -93,7 +108,13 @@ struct TapeState {
 
 class Tape {
  public:
-  Tape();  // becomes this thread's recording tape until destroyed
+  // Becomes this thread's recording tape until destroyed. The thread's tapes form a stack
+  // whatever order they are destroyed in: destroying a tape that is not the innermost (a
+  // heap-held `outer.reset()` before `inner.reset()`) takes it out of the middle, and the
+  // innermost live tape keeps recording. A Tape belongs to the thread that made it: destroying it
+  // on another thread prints a diagnosis to stderr and aborts (that thread's stack would
+  // otherwise point at freed memory).
+  Tape();
   ~Tape();
   Tape(const Tape&) = delete;
   Tape& operator=(const Tape&) = delete;
@@ -114,8 +135,20 @@ class Tape {
 
  private:
   std::shared_ptr<detail::TapeState> state_;
-  Tape* enclosing_;
+  Tape* enclosing_;           // the tape below this one on its thread's stack, or nullptr
+  Tape* enclosed_ = nullptr;  // the tape above it, or nullptr when this one is the innermost
+  std::thread::id thread_;    // the thread whose stack this tape is on
 };
+
+// A tape that keeps growing after more than one backward sweep since it was last cleared, past
+// `nodes` nodes, is a training loop inside one Tape: its memory grows every step and the program
+// slows down. The first such tape in the process prints one warning to stderr saying so and what
+// to do (one Tape per step, or tape.clear() each step). 0 turns the warning off; setting it again
+// re-arms it. The default is default_tape_growth_warning nodes. Checked once per 256 nodes
+// recorded, never per op.
+inline constexpr std::size_t default_tape_growth_warning = 100000;
+void set_tape_growth_warning(std::size_t nodes);
+std::size_t tape_growth_warning();
 
 // While alive, ops on this thread record nothing (evaluation, optimizer updates). Nests.
 class NoGradGuard {
@@ -174,9 +207,20 @@ void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, con
                            std::source_location where);
 }  // namespace detail
 
-// Builds an op's output tensor and, when it must be recorded, its tape node. Every op ends here:
-//   return record({"exp", "dx = g * y"}, x.shape(), std::move(values), {x},
-//                 [](const Tensor& g, const Tensor& y, auto) { return {g * y}; }, where);
+// Builds an op's output tensor and, when it must be recorded, its tape node. Every op ends here;
+// an op of one's own, y = 3 x, its kernel and its rule side by side (a real op also takes
+// `std::source_location where = std::source_location::current()` and passes it on):
+// ```cpp
+// auto triple = [](const tapegrad::Tensor& x) {
+//   std::vector<double> values = tapegrad::allocate_values("triple", x.shape());
+//   for (std::size_t i = 0; i < values.size(); ++i) values[i] = 3.0 * x.values()[i];
+//   return tapegrad::record({"triple", "dx = 3 g"}, x.shape(), std::move(values), {x},
+//                           [](const tapegrad::Tensor& g, const tapegrad::Tensor&, auto) {
+//                             return tapegrad::TensorList{g * 3.0};
+//                           });
+// };
+// const tapegrad::Tensor y = triple(tapegrad::tensor({1.0, 2.0}));
+// ```
 template <class RuleFn>
 Tensor record(const OpInfo& op, Shape shape, std::vector<double> values, TensorList inputs,
               RuleFn&& rule, std::source_location where = std::source_location::current()) {

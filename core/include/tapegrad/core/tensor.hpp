@@ -115,8 +115,19 @@ class Tensor {
   std::shared_ptr<detail::TensorImpl> impl_;
 };
 
+// A buffer for the values of a tensor of `shape`, every element `fill`: what the factories and the
+// op kernels allocate their results with (a custom op's kernel should too). Running out of memory
+// is an AllocationError naming `op`, the shape and the bytes asked for, never a bare
+// std::bad_alloc:
+//   "zeros: out of memory allocating 68719476736 bytes (64 GiB) for a tensor of shape [8589934592]"
+std::vector<double> allocate_values(std::string_view op, const Shape& shape, double fill = 0.0);
+
 // Factories. Each returns a leaf with requires_grad false; chain .requires_grad_() for parameters:
-//   auto w = tapegrad::zeros({3, 4}).requires_grad_();
+// ```cpp
+// auto w = tapegrad::zeros({3, 4}).requires_grad_();
+// ```
+// A shape too large for any buffer is a ShapeError (Shape checks it); running out of memory is an
+// AllocationError naming the factory, the shape and the bytes.
 Tensor zeros(const Shape& shape);
 Tensor ones(const Shape& shape);
 Tensor full(const Shape& shape, double value);
