@@ -5,8 +5,6 @@
 //   fashion_mnist --save model.safetensors --metrics ce.csv --plot ce.png
 //   fashion_mnist --load model.safetensors
 //   fashion_mnist --loss mse --metrics mse.csv     (softmax + MSE: the seed's claim on real data)
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +15,8 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include <fmt/core.h>
+
+#include "training_display.hpp"
 
 using namespace tapegrad;
 using Clock = std::chrono::steady_clock;
@@ -91,40 +91,6 @@ Evaluation evaluate(nn::Module& model, const io::Dataset& data, const std::strin
   return result;
 }
 
-// One line redrawn in place: batches done, loss, examples/s, time left in this epoch.
-void draw_progress(int epoch, std::size_t done, std::size_t total, double loss,
-                   double examples_per_second, double seconds_left) {
-  constexpr int width = 30;
-  const int filled = static_cast<int>(width * done / std::max<std::size_t>(total, 1));
-  fmt::print("\r\033[2Kepoch {:>2} [{}{}] {}/{} loss {:.4f} {:.0f} ex/s ETA {:.0f}s", epoch,
-             std::string(static_cast<std::size_t>(filled), '#'),
-             std::string(static_cast<std::size_t>(width - filled), '.'), done, total, loss,
-             examples_per_second, seconds_left);
-  std::fflush(stdout);
-}
-
-void write_plot(const std::string& csv, const std::string& png, const std::string& title) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    fmt::print("gnuplot is not installed: apt-get install gnuplot-nox, then run the script {}.gp\n",
-               png);
-  }
-  const std::string script = png + ".gp";
-  std::ofstream gp(script);
-  gp << "set terminal pngcairo size 900,500\nset output '" << png << "'\n"
-     << "set datafile separator ','\nset key top left\nset grid\n"
-     << "set title '" << title << "'\nset xlabel 'epoch'\nset ylabel 'accuracy'\n"
-     << "set y2label 'train loss'\nset y2tics\nset ytics nomirror\n"
-     << "plot '" << csv << "' using 1:5 with linespoints title 'test accuracy', \\\n"
-     << "     '" << csv << "' using 1:3 with linespoints title 'train accuracy', \\\n"
-     << "     '" << csv << "' using 1:2 axes x1y2 with lines title 'train loss'\n";
-  gp.close();
-  if (std::system(fmt::format("gnuplot '{}'", script).c_str()) == 0) {
-    fmt::print("wrote {}\n", png);
-  } else {
-    fmt::print("gnuplot failed; the script is {}\n", script);
-  }
-}
-
 int evaluate_saved(const Options& options) {
   const io::SafetensorsFile file = io::read_safetensors(options.load);
   std::vector<std::int64_t> hidden = options.hidden;
@@ -162,7 +128,7 @@ int train(const Options& options) {
   // Cosine decay to zero over the run: the last epochs fine-tune instead of bouncing around.
   nn::CosineAnnealingLR schedule(*optimizer, options.epochs, 0.0);
   io::BatchLoader loader(train, options.batch_size, options.seed);
-  const bool terminal = isatty(fileno(stdout)) != 0;
+  const bool terminal = display::stdout_is_terminal();
   std::ofstream metrics;
   if (!options.metrics.empty()) {
     metrics.open(options.metrics);
@@ -197,9 +163,11 @@ int train(const Options& options) {
       ++done;
       if (terminal && (done % 20 == 0 || done == total)) {
         const double elapsed = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-        draw_progress(epoch, done, total, loss_sum / static_cast<double>(seen),
-                      static_cast<double>(seen) / elapsed,
-                      elapsed / static_cast<double>(done) * static_cast<double>(total - done));
+        display::draw_progress(
+            fmt::format("epoch {:>2}", epoch), done, total,
+            fmt::format("loss {:.4f} {:.0f} ex/s ETA {:.0f}s", loss_sum / static_cast<double>(seen),
+                        static_cast<double>(seen) / elapsed,
+                        elapsed / static_cast<double>(done) * static_cast<double>(total - done)));
       }
     }
     schedule.step();
@@ -207,7 +175,7 @@ int train(const Options& options) {
     const double train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
     last_test = evaluate(*model, test, options.loss);
     const double seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    if (terminal) fmt::print("\r\033[2K");
+    if (terminal) display::clear_progress();
     fmt::print(
         "epoch {:>2}/{} {:.1f}s train loss {:.4f} train accuracy {:.4f} test loss {:.4f} "
         "test accuracy {:.4f}\n",
@@ -235,9 +203,16 @@ int train(const Options& options) {
     if (options.metrics.empty()) {
       fmt::print("--plot needs --metrics PATH.csv (the plot is drawn from it)\n");
     } else {
-      write_plot(options.metrics, options.plot,
-                 fmt::format("Fashion-MNIST 784-{}-10, {} loss", fmt::join(options.hidden, "-"),
-                             options.loss));
+      display::write_plot(
+          options.metrics, options.plot,
+          {.title = fmt::format("Fashion-MNIST 784-{}-10, {} loss", fmt::join(options.hidden, "-"),
+                                options.loss),
+           .xlabel = "epoch",
+           .ylabel = "accuracy",
+           .y2label = "train loss"},
+          {{.x = 1, .y = 5, .title = "test accuracy"},
+           {.x = 1, .y = 3, .title = "train accuracy"},
+           {.x = 1, .y = 2, .title = "train loss", .style = "lines", .right_axis = true}});
     }
   }
   return 0;
