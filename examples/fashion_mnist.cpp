@@ -29,6 +29,8 @@
 
 #include <fmt/core.h>
 
+#include "training_display.hpp"
+
 using namespace tapegrad;
 using Clock = std::chrono::steady_clock;
 
@@ -271,44 +273,6 @@ Evaluation evaluate(nn::Module& model, const io::Dataset& data, const std::strin
   return result;
 }
 
-// One line redrawn in place: batches done, loss, examples/s, time left in this epoch.
-void draw_progress(int epoch, std::size_t done, std::size_t total, double loss,
-                   double examples_per_second, double seconds_left) {
-  constexpr int width = 30;
-  const int filled = static_cast<int>(width * done / std::max<std::size_t>(total, 1));
-  fmt::print("\r\033[2Kepoch {:>2} [{}{}] {}/{} loss {:.4f} {:.0f} ex/s ETA {:.0f}s", epoch,
-             std::string(static_cast<std::size_t>(filled), '#'),
-             std::string(static_cast<std::size_t>(width - filled), '.'), done, total, loss,
-             examples_per_second, seconds_left);
-  std::fflush(stdout);
-}
-
-bool have_gnuplot() {
-  return std::system("command -v gnuplot >/dev/null 2>&1") == 0;
-}
-
-void write_plot(const std::string& csv, const std::string& png, const std::string& title) {
-  if (!have_gnuplot()) {
-    fmt::print("gnuplot is not installed: apt-get install gnuplot-nox, then run the script {}.gp\n",
-               png);
-  }
-  const std::string script = png + ".gp";
-  std::ofstream gp(script);
-  gp << "set terminal pngcairo size 900,500\nset output '" << png << "'\n"
-     << "set datafile separator ','\nset key top left\nset grid\n"
-     << "set title '" << title << "'\nset xlabel 'epoch'\nset ylabel 'accuracy'\n"
-     << "set y2label 'train loss'\nset y2tics\nset ytics nomirror\n"
-     << "plot '" << csv << "' using 1:5 with linespoints title 'test accuracy', \\\n"
-     << "     '" << csv << "' using 1:3 with linespoints title 'train accuracy', \\\n"
-     << "     '" << csv << "' using 1:2 axes x1y2 with lines title 'train loss'\n";
-  gp.close();
-  if (std::system(fmt::format("gnuplot '{}'", script).c_str()) == 0) {
-    fmt::print("wrote {}\n", png);
-  } else {
-    fmt::print("gnuplot failed; the script is {}\n", script);
-  }
-}
-
 int evaluate_saved(const Options& options) {
   const io::SafetensorsFile file = io::read_safetensors(options.load);
   Options saved = options;  // the architecture comes from the checkpoint's metadata
@@ -363,7 +327,7 @@ int train(const Options& options) {
   // Cosine decay to zero over the run: the last epochs fine-tune instead of bouncing around.
   nn::CosineAnnealingLR schedule(*optimizer, options.epochs, 0.0);
   io::BatchLoader loader(train, options.batch_size, options.seed);
-  const bool terminal = isatty(fileno(stdout)) != 0;
+  const bool terminal = display::stdout_is_terminal();
   fmt::print("training {} ({}, {} loss) on {} images, batch {}, {} epochs\n", describe(options),
              options.optimizer, options.loss, train.size(), options.batch_size, options.epochs);
   if (options.dry_run) {
@@ -401,9 +365,11 @@ int train(const Options& options) {
       ++done;
       if (terminal && (done % 20 == 0 || done == total)) {
         const double elapsed = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-        draw_progress(epoch, done, total, loss_sum / static_cast<double>(seen),
-                      static_cast<double>(seen) / elapsed,
-                      elapsed / static_cast<double>(done) * static_cast<double>(total - done));
+        display::draw_progress(
+            fmt::format("epoch {:>2}", epoch), done, total,
+            fmt::format("loss {:.4f} {:.0f} ex/s ETA {:.0f}s", loss_sum / static_cast<double>(seen),
+                        static_cast<double>(seen) / elapsed,
+                        elapsed / static_cast<double>(done) * static_cast<double>(total - done)));
       }
     }
     schedule.step();
@@ -411,7 +377,7 @@ int train(const Options& options) {
     const double train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
     last_test = evaluate(*model, test, options.loss, options.model);
     const double seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    if (terminal) fmt::print("\r\033[2K");
+    if (terminal) display::clear_progress();
     fmt::print(
         "epoch {:>2}/{} {:.1f}s train loss {:.4f} train accuracy {:.4f} test loss {:.4f} "
         "test accuracy {:.4f}\n",
@@ -437,9 +403,18 @@ int train(const Options& options) {
                           {"test_accuracy", fmt::format("{:.4f}", last_test.accuracy)}});
     fmt::print("saved {}\n", options.save);
   }
-  if (!options.plot.empty()) {  // validate() made sure --metrics was given
-    write_plot(options.metrics, options.plot,
-               fmt::format("Fashion-MNIST {}, {} loss", describe(options), options.loss));
+  if (!options.plot.empty()) {
+    {  // validate() made sure --metrics was given
+      display::write_plot(
+          options.metrics, options.plot,
+          {.title = fmt::format("Fashion-MNIST {}, {} loss", describe(options), options.loss),
+           .xlabel = "epoch",
+           .ylabel = "accuracy",
+           .y2label = "train loss"},
+          {{.x = 1, .y = 5, .title = "test accuracy"},
+           {.x = 1, .y = 3, .title = "train accuracy"},
+           {.x = 1, .y = 2, .title = "train loss", .style = "lines", .right_axis = true}});
+    }
   }
   return 0;
 }
@@ -512,7 +487,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "Run with --help for the options.\n");
     return 2;
   }
-  if (!options.plot.empty() && !have_gnuplot()) {
+  if (!options.plot.empty() && !display::have_gnuplot()) {
     fmt::print(
         "note: gnuplot is not installed (apt-get install gnuplot-nox): --plot will write "
         "the script {}.gp instead of the PNG\n",
