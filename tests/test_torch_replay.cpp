@@ -222,7 +222,8 @@ class Builder {
     if (!r.finite) return false;
     const Shape s = e.value.shape();
     const std::size_t rank = s.rank();
-    switch (g_.below(kinds)) {
+    const std::size_t kind = g_.below(kinds);
+    switch (kind) {
       // --- the functions of issue 13
       case 0:
         if (r.max_abs > 50) return false;
@@ -442,11 +443,413 @@ class Builder {
         return true;
       }
       default:
+        return step_issue13(e, kind - own_kinds);
+    }
+  }
+
+  // A constant index tensor (doubles holding integers in [0, bound)) as an input of the case,
+  // which PyTorch reads with .long(). Returns the tensor and its name.
+  std::pair<Tensor, std::string> index_input(const Shape& shape, std::int64_t bound) {
+    std::vector<double> v(shape.numel());
+    for (double& x : v) x = static_cast<double>(g_.below(static_cast<std::size_t>(bound)));
+    const std::size_t i = add_input(from_values(std::move(v), shape));
+    return {case_->inputs[i], fmt::format("x{}.long()", i)};
+  }
+  // A constant 0/1 tensor (a condition or a mask) as an input; PyTorch reads it with `!= 0`.
+  std::pair<Tensor, std::string> mask_input(const Shape& shape) {
+    std::vector<double> v(shape.numel());
+    for (double& x : v) x = g_.coin() ? 1.0 : 0.0;
+    const std::size_t i = add_input(from_values(std::move(v), shape));
+    return {case_->inputs[i], fmt::format("(x{} != 0)", i)};
+  }
+  // A shape that broadcasts TO s (a suffix of it with some dimensions 1): masked_fill's masks.
+  Shape broadcasts_to(const Shape& s) {
+    Dims d = s.dims();
+    d.erase(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(g_.below(d.size() + 1)));
+    for (auto& v : d) v = g_.coin() ? 1 : v;
+    return Shape(d);
+  }
+  std::size_t positive_axis(const Shape& s, std::int64_t axis) {
+    return static_cast<std::size_t>(axis < 0 ? axis + static_cast<std::int64_t>(s.rank()) : axis);
+  }
+  static std::string tuple_text(const Dims& d) {
+    std::string out = "(";
+    for (std::size_t i = 0; i < d.size(); ++i) out += fmt::format("{}, ", d[i]);
+    return out + ")";
+  }
+
+  // The ops of issue 13 built on the other branches: shape, select, join, index, mask, batched
+  // matmul, reductions.
+  bool step_issue13(Expr& e, std::size_t kind) {
+    const Shape s = e.value.shape();
+    const std::size_t rank = s.rank();
+    const auto irank = static_cast<std::int64_t>(rank);
+    switch (kind) {
+      case 0: {  // squeeze, unsqueeze, flatten
+        switch (g_.below(3)) {
+          case 0: {
+            if (rank >= 3) return false;
+            const std::int64_t a = static_cast<std::int64_t>(g_.below(2 * rank + 2)) - (irank + 1);
+            unary(
+                e, "unsqueeze", [=](const Tensor& t) { return unsqueeze(t, a); },
+                fmt::format("torch.unsqueeze({{}}, {})", a));
+            return true;
+          }
+          case 1:
+            if (rank == 0 || g_.coin()) {
+              unary(
+                  e, "squeeze", [](const Tensor& t) { return squeeze(t); }, "torch.squeeze({})");
+            } else {
+              const std::int64_t a = random_axis(s);
+              unary(
+                  e, "squeeze axis", [=](const Tensor& t) { return squeeze(t, a); },
+                  fmt::format("torch.squeeze({{}}, {})", a));
+            }
+            return true;
+          default: {
+            if (rank == 0) {
+              unary(
+                  e, "flatten", [](const Tensor& t) { return flatten(t); }, "torch.flatten({})");
+              return true;
+            }
+            auto start = static_cast<std::int64_t>(g_.below(rank));
+            auto end =
+                start + static_cast<std::int64_t>(g_.below(rank - static_cast<std::size_t>(start)));
+            if (g_.coin()) start -= irank;
+            if (g_.coin()) end -= irank;
+            unary(
+                e, "flatten", [=](const Tensor& t) { return flatten(t, start, end); },
+                fmt::format("torch.flatten({{}}, {}, {})", start, end));
+            return true;
+          }
+        }
+      }
+      case 1: {  // permute, expand
+        if (rank >= 2 && g_.coin()) {
+          Dims dims(rank);
+          for (std::size_t i = 0; i < rank; ++i) dims[i] = static_cast<std::int64_t>(i);
+          for (std::size_t i = rank; i > 1; --i) std::swap(dims[i - 1], dims[g_.below(i)]);
+          unary(
+              e, "permute", [=](const Tensor& t) { return permute(t, dims); },
+              fmt::format("torch.permute({{}}, {})", tuple_text(dims)));
+          return true;
+        }
+        Dims target;
+        if (rank < 3 && (rank == 0 || g_.coin()))
+          target.push_back(static_cast<std::int64_t>(2 + g_.below(2)));
+        for (std::size_t i = 0; i < rank; ++i) {
+          if (s[i] == 1) {
+            target.push_back(static_cast<std::int64_t>(1 + g_.below(3)));
+          } else {
+            target.push_back(g_.coin() ? -1 : s[i]);
+          }
+        }
+        if (target.empty()) return false;
+        std::string args;
+        for (std::size_t i = 0; i < target.size(); ++i)
+          args += fmt::format("{}{}", i ? ", " : "", target[i]);
+        unary(
+            e, "expand", [=](const Tensor& t) { return expand(t, target); },
+            fmt::format("{{}}.expand({})", args));
+        return true;
+      }
+      case 2: {  // narrow, slice, select
+        if (rank == 0) return false;
+        const std::int64_t a = random_axis(s);
+        const std::size_t pa = positive_axis(s, a);
+        const std::int64_t n = s[pa];
+        switch (g_.below(3)) {
+          case 0: {
+            const auto start = static_cast<std::int64_t>(g_.below(static_cast<std::size_t>(n)));
+            const auto length =
+                1 + static_cast<std::int64_t>(g_.below(static_cast<std::size_t>(n - start)));
+            const std::int64_t given = g_.coin() ? start - n : start;
+            unary(
+                e, "narrow", [=](const Tensor& t) { return narrow(t, a, given, length); },
+                fmt::format("torch.narrow({{}}, {}, {}, {})", a, given, length));
+            return true;
+          }
+          case 1: {
+            // Python's bounds: negative counts from the end, then clamped to [0, n]; only
+            // non-empty results are kept.
+            const std::int64_t start =
+                static_cast<std::int64_t>(g_.below(static_cast<std::size_t>(2 * n + 2))) - n - 1;
+            const bool to_end = g_.coin();
+            const std::int64_t stop =
+                to_end
+                    ? slice_end
+                    : static_cast<std::int64_t>(g_.below(static_cast<std::size_t>(2 * n + 2))) - n;
+            const auto step_size = static_cast<std::int64_t>(1 + g_.below(3));
+            auto clampn = [n](std::int64_t v) {
+              return std::clamp(v < 0 ? v + n : v, std::int64_t{0}, n);
+            };
+            const std::int64_t b = clampn(start), c = to_end ? n : clampn(stop);
+            if (c <= b) return false;
+            std::string index;
+            for (std::size_t i = 0; i < pa; ++i) index += ":, ";
+            index += fmt::format("{}:{}:{}", start, to_end ? std::string() : std::to_string(stop),
+                                 step_size);
+            unary(
+                e, "slice", [=](const Tensor& t) { return slice(t, a, start, stop, step_size); },
+                fmt::format("{{}}[{}]", index));
+            return true;
+          }
+          default: {
+            const std::int64_t index =
+                static_cast<std::int64_t>(g_.below(static_cast<std::size_t>(2 * n))) - n;
+            unary(
+                e, "select", [=](const Tensor& t) { return select(t, a, index); },
+                fmt::format("torch.select({{}}, {}, {})", a, index));
+            return true;
+          }
+        }
+      }
+      case 3: {  // cat, stack with a fresh partner
+        if (rank >= 1 && g_.coin()) {
+          const std::int64_t a = random_axis(s);
+          Dims d = s.dims();
+          d[positive_axis(s, a)] = static_cast<std::int64_t>(1 + g_.below(3));
+          binary(
+              e, "cat",
+              [=](const Tensor& x, const Tensor& y) {
+                return cat({x, y}, a);
+              },
+              fmt::format("torch.cat(({{}}, {{}}), {})", a), fresh(g_.normal(Shape(d))), g_.coin());
+          return true;
+        }
+        if (rank >= 3) return false;
+        const std::int64_t a = static_cast<std::int64_t>(g_.below(2 * rank + 2)) - (irank + 1);
+        binary(
+            e, "stack",
+            [=](const Tensor& x, const Tensor& y) {
+              return stack({x, y}, a);
+            },
+            fmt::format("torch.stack(({{}}, {{}}), {})", a), fresh(g_.normal(s)), g_.coin());
+        return true;
+      }
+      case 4: {  // one piece of split or chunk
+        if (rank == 0) return false;
+        const std::int64_t a = random_axis(s);
+        const std::int64_t n = s[positive_axis(s, a)];
+        if (g_.coin()) {
+          const auto size = static_cast<std::int64_t>(1 + g_.below(static_cast<std::size_t>(n)));
+          const auto pieces = static_cast<std::size_t>((n + size - 1) / size);
+          const std::size_t k = g_.below(pieces);
+          unary(
+              e, "split", [=](const Tensor& t) { return split(t, size, a)[k]; },
+              fmt::format("torch.split({{}}, {}, {})[{}]", size, a, k));
+        } else {
+          const auto chunks =
+              static_cast<std::int64_t>(1 + g_.below(static_cast<std::size_t>(n) + 1));
+          const std::size_t pieces = chunk(e.value, chunks, a).size();
+          const std::size_t k = g_.below(pieces);
+          unary(
+              e, "chunk", [=](const Tensor& t) { return chunk(t, chunks, a)[k]; },
+              fmt::format("torch.chunk({{}}, {}, {})[{}]", chunks, a, k));
+        }
+        return true;
+      }
+      case 5: {  // index_select, gather, index_add, scatter_add
+        if (rank == 0) return false;
+        const std::int64_t a = random_axis(s);
+        const std::size_t pa = positive_axis(s, a);
+        const std::int64_t n = s[pa];
+        const auto len = static_cast<std::int64_t>(1 + g_.below(4));
+        switch (g_.below(4)) {
+          case 0: {
+            const auto [idx, name] = index_input(Shape{len}, n);
+            unary(
+                e, "index_select", [=](const Tensor& t) { return index_select(t, a, idx); },
+                fmt::format("torch.index_select({{}}, {}, {})", a, name));
+            return true;
+          }
+          case 1: {
+            Dims d = s.dims();
+            for (std::size_t i = 0; i < rank; ++i) {
+              d[i] = i == pa
+                         ? len
+                         : static_cast<std::int64_t>(1 + g_.below(static_cast<std::size_t>(s[i])));
+            }
+            const auto [idx, name] = index_input(Shape(d), n);
+            unary(
+                e, "gather", [=](const Tensor& t) { return gather(t, a, idx); },
+                fmt::format("torch.gather({{}}, {}, {})", a, name));
+            return true;
+          }
+          case 2: {
+            const auto [idx, name] = index_input(Shape{len}, n);
+            Dims d = s.dims();
+            d[pa] = len;
+            binary(
+                e, "index_add",
+                [=](const Tensor& x, const Tensor& src) { return index_add(x, a, idx, src); },
+                fmt::format("torch.index_add({{}}, {}, {}, {{}})", a, name),
+                fresh(g_.normal(Shape(d))), true);
+            return true;
+          }
+          default: {
+            Dims d = s.dims();
+            for (std::size_t i = 0; i < rank; ++i) {
+              d[i] = i == pa
+                         ? len
+                         : static_cast<std::int64_t>(1 + g_.below(static_cast<std::size_t>(s[i])));
+            }
+            const auto [idx, name] = index_input(Shape(d), n);
+            binary(
+                e, "scatter_add",
+                [=](const Tensor& x, const Tensor& src) { return scatter_add(x, a, idx, src); },
+                fmt::format("torch.scatter_add({{}}, {}, {}, {{}})", a, name),
+                fresh(g_.normal(Shape(d))), true);
+            return true;
+          }
+        }
+      }
+      case 6: {  // where, masked_fill, masked softmax, tril/triu
+        switch (g_.below(4)) {
+          case 0: {
+            // The condition never adds dimensions, so all three operands broadcast together.
+            const auto [c, name] = mask_input(broadcasts_to(s));
+            binary(
+                e, "where", [=](const Tensor& x, const Tensor& y) { return where(c, x, y); },
+                fmt::format("torch.where({}, {{}}, {{}})", name), fresh(g_.normal(g_.partner(s))),
+                g_.coin());
+            return true;
+          }
+          case 1: {
+            const auto [m, name] = mask_input(broadcasts_to(s));
+            const double value = g_.pick(std::vector<double>{0.0, -1.5, 2.0});
+            unary(
+                e, "masked_fill", [=](const Tensor& t) { return masked_fill(t, m, value); },
+                fmt::format("{{}}.masked_fill({}, {})", name, value));
+            return true;
+          }
+          case 2: {
+            // Masked attention's pattern: -inf logits, then softmax along the masked axis. The
+            // first element of every line stays unmasked, so no line is all -inf.
+            if (rank == 0) return false;
+            const std::int64_t a = random_axis(s);
+            const std::size_t pa = positive_axis(s, a);
+            std::size_t inner = 1;
+            for (std::size_t i = pa + 1; i < rank; ++i) inner *= static_cast<std::size_t>(s[i]);
+            std::vector<double> v(s.numel());
+            for (std::size_t i = 0; i < v.size(); ++i) {
+              v[i] = (i / inner) % static_cast<std::size_t>(s[pa]) == 0 ? 0.0
+                                                                        : (g_.coin() ? 1.0 : 0.0);
+            }
+            const std::size_t i = add_input(from_values(std::move(v), s));
+            const Tensor m = case_->inputs[i];
+            unary(
+                e, "masked softmax",
+                [=](const Tensor& t) {
+                  return softmax(masked_fill(t, m, -std::numeric_limits<double>::infinity()), a);
+                },
+                fmt::format("torch.softmax({{}}.masked_fill(x{} != 0, -math.inf), {})", i, a));
+            return true;
+          }
+          default: {
+            if (rank < 2) return false;
+            const std::int64_t k = static_cast<std::int64_t>(g_.below(5)) - 2;
+            if (g_.coin()) {
+              unary(
+                  e, "tril", [=](const Tensor& t) { return tril(t, k); },
+                  fmt::format("torch.tril({{}}, {})", k));
+            } else {
+              unary(
+                  e, "triu", [=](const Tensor& t) { return triu(t, k); },
+                  fmt::format("torch.triu({{}}, {})", k));
+            }
+            return true;
+          }
+        }
+      }
+      case 7: {  // batched and 1-D matmul, bmm
+        if (rank == 0) return false;
+        const std::int64_t k = s[rank - 1];
+        const auto m = static_cast<std::int64_t>(1 + g_.below(3));
+        const auto batch = static_cast<std::int64_t>(2 + g_.below(2));
+        Shape other;
+        if (rank == 3 && g_.coin()) {
+          binary(
+              e, "bmm", [](const Tensor& x, const Tensor& y) { return bmm(x, y); },
+              "torch.bmm({}, {})", fresh(g_.normal(Shape{s[0], k, m})), true);
+          return true;
+        }
+        switch (g_.below(4)) {
+          case 0:
+            other = Shape{k};
+            break;
+          case 1:
+            other = Shape{k, m};
+            break;
+          case 2:
+            other = rank == 3 ? Shape{s[0], k, m} : Shape{batch, k, m};
+            break;
+          default:
+            other = rank == 3 ? Shape{1, k, m} : Shape{batch, 1, k, m};
+            break;
+        }
+        if (rank == 1 && other.rank() == 4) return false;
+        binary(
+            e, "matmul", [](const Tensor& x, const Tensor& y) { return matmul(x, y); },
+            "torch.matmul({}, {})", fresh(g_.normal(other)), true);
+        return true;
+      }
+      case 8: {  // min / amin, var, std_dev, argmax / argmin through gather
+        if (rank == 0) return false;
+        const std::int64_t a = random_axis(s);
+        const std::int64_t n = s[positive_axis(s, a)];
+        const bool keep = g_.coin();
+        const std::string kt = keep ? "True" : "False";
+        switch (g_.below(5)) {
+          case 0:
+            unary(
+                e, "amin", [=](const Tensor& t) { return amin(t, a, keep); },
+                fmt::format("torch.amin({{}}, {}, keepdim={})", a, kt));
+            return true;
+          case 1:
+            unary(
+                e, "min", [](const Tensor& t) { return min(t); }, "torch.amin({})");
+            return true;
+          case 2:
+          case 3: {
+            const double c = n > 1 ? static_cast<double>(g_.below(2)) : 0.0;
+            const bool is_std = g_.coin();
+            // A line whose values (nearly) coincide has a variance of rounding noise, and std's
+            // gradient divides by it: keep to well-spread lines.
+            const Range spread = range_of(var(e.value, a, c, keep));
+            if (!(spread.low > 1e-6)) return false;
+            if (is_std) {
+              unary(
+                  e, "std_dev", [=](const Tensor& t) { return std_dev(t, a, c, keep); },
+                  fmt::format("torch.std({{}}, {}, correction={}, keepdim={})", a, c, kt));
+            } else {
+              unary(
+                  e, "var", [=](const Tensor& t) { return var(t, a, c, keep); },
+                  fmt::format("torch.var({{}}, {}, correction={}, keepdim={})", a, c, kt));
+            }
+            return true;
+          }
+          default: {
+            // argmax/argmin are constants; gathering at them gives the max/min (first on ties).
+            const bool is_max = g_.coin();
+            unary(
+                e, is_max ? "gather(argmax)" : "gather(argmin)",
+                [=](const Tensor& t) {
+                  return gather(t, a, is_max ? argmax(t, a, true) : argmin(t, a, true));
+                },
+                fmt::format("torch.gather({{0}}, {0}, torch.{1}({{0}}, {0}, keepdim=True))", a,
+                            is_max ? "argmax" : "argmin"));
+            return true;
+          }
+        }
+      }
+      default:
         return false;
     }
   }
 
-  static constexpr std::size_t kinds = 17;
+  static constexpr std::size_t own_kinds = 17;  // the cases of step() above
+  static constexpr std::size_t kinds = own_kinds + 9;
   Generator2& g_;
   Case* case_ = nullptr;
 };
