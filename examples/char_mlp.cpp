@@ -143,11 +143,15 @@ int run_train(const Options& options) {
   }
   callbacks.on_eval = [&](const char_mlp::Progress& p) {
     if (terminal) display::clear_progress();
-    fmt::print("step {:>6}/{} {:7.1f}s train loss {:.4f} validation loss {:.4f} (bigram {:.4f})\n",
-               p.step, t.steps, p.seconds, p.train_loss, p.validation_loss, bigram_validation);
+    const bool has_train = !std::isnan(p.train_loss);  // none before the first step
+    fmt::print("step {:>6}/{} {:7.1f}s train loss {} validation loss {:.4f} (bigram {:.4f})\n",
+               p.step, t.steps, p.seconds,
+               has_train ? fmt::format("{:.4f}", p.train_loss) : std::string("  -   "),
+               p.validation_loss, bigram_validation);
     std::fflush(stdout);
     if (metrics.is_open()) {
-      metrics << fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6g},{:.3f}\n", p.step, p.train_loss,
+      metrics << fmt::format("{},{},{:.6f},{:.6f},{:.6g},{:.3f}\n", p.step,
+                             has_train ? fmt::format("{:.6f}", p.train_loss) : std::string(),
                              p.validation_loss, bigram_validation, p.lr, p.seconds);
       metrics.flush();
     }
@@ -187,7 +191,7 @@ int run_train(const Options& options) {
            .xlabel = "step",
            .ylabel = "loss (nats per character)",
            .y2label = "",
-           .key = "top right"},
+           .key = "center right"},
           {{.x = 1, .y = 2, .title = "train loss (minibatches since the last point)"},
            {.x = 1, .y = 3, .title = "validation loss"},
            {.x = 1, .y = 4, .title = "bigram validation loss", .style = "lines"}});

@@ -355,7 +355,7 @@ struct TrainOptions {
 
 struct Progress {
   std::int64_t step = 0;       // steps done
-  double train_loss = 0.0;     // mean minibatch loss since the last report
+  double train_loss = 0.0;     // mean minibatch loss since the last report (NaN at step 0)
   double lr = 0.0;             // the learning rate of the last step
   double seconds = 0.0;        // since training started
   double validation_loss = 0;  // only in evaluation reports
@@ -363,7 +363,7 @@ struct Progress {
 
 struct TrainCallbacks {
   std::function<void(const Progress&)> on_progress;  // every progress_every steps
-  std::function<void(const Progress&)> on_eval;      // every eval_every steps and at the end
+  std::function<void(const Progress&)> on_eval;  // at step 0, every eval_every steps, at the end
 };
 
 // Trains `model` on `train`, measuring the loss on `validation` at intervals. Returns the last
@@ -396,6 +396,10 @@ inline double train(CharMLP& model, const Examples& train, const Examples& valid
   const auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   double loss_sum = 0.0, eval_loss_sum = 0.0, validation_loss = 0.0;
   std::int64_t since_progress = 0, since_eval = 0;
+  if (callbacks.on_eval) {  // where training starts from: about ln(vocab) at initialisation
+    callbacks.on_eval(
+        {0, std::nan(""), optimizer->learning_rate(), seconds(), evaluate(model, validation)});
+  }
   tapegrad::Tape tape;  // cleared every step: its node storage is reused, memory stays flat
   for (std::int64_t step = 1; step <= options.steps; ++step) {
     const Batch b = random_batch(train, options.batch_size, generator);

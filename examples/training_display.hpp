@@ -59,8 +59,9 @@ struct Axes {
 };
 
 // Writes `png`.gp, a gnuplot script drawing `curves` from the CSV `csv` (comma separated, one
-// header line), and runs gnuplot on it. Without gnuplot the script is kept and the user told how
-// to draw it later; a run never fails for want of a plot.
+// header line; an empty field is a missing point), and runs gnuplot on it. Titles are plain
+// text (noenhanced: "char_mlp" is not a subscript). Without gnuplot the script is kept and the user
+// told how to draw it later; a run never fails for want of a plot.
 inline void write_plot(const std::string& csv, const std::string& png, const Axes& axes,
                        const std::vector<Curve>& curves) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -69,7 +70,7 @@ inline void write_plot(const std::string& csv, const std::string& png, const Axe
   }
   const std::string script = png + ".gp";
   std::ofstream gp(script);
-  gp << "set terminal pngcairo size 900,500\nset output '" << png << "'\n"
+  gp << "set terminal pngcairo size 900,500 noenhanced\nset output '" << png << "'\n"
      << "set datafile separator ','\nset key " << axes.key << "\nset grid\n"
      << "set title '" << axes.title << "'\nset xlabel '" << axes.xlabel << "'\nset ylabel '"
      << axes.ylabel << "'\n";
