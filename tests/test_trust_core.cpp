@@ -494,6 +494,30 @@ TEST(TapeGrowthMisuse, PerStepTapesClearedTapesAndOneBigGraphDoNotWarn) {
   EXPECT_EQ(err, "");
 }
 
+TEST(TapeGrowthMisuse, TheReadmeLoopInsideOneTapeWarnsWithTheDefaultThreshold) {
+  // The README's example as a loop with its Tape outside: 10 nodes a step, so the default
+  // threshold is passed after 1 000 steps.
+  const GrowthWarningThreshold threshold(default_tape_growth_warning);
+  ::testing::internal::CaptureStderr();
+  Generator generator(42);
+  const Tensor x = randn({8, 4}, generator);
+  const Tensor labels = tensor({0, 2, 1, 1, 0, 2, 1, 0});
+  Tensor W = randn({3, 4}, generator).requires_grad_();
+  Tensor b = zeros({3}).requires_grad_();
+  nn::SGD optimizer({W, b}, {.lr = 0.1});
+  Tape tape;
+  for (int step = 0; step < 1100; ++step) {
+    const Tensor p = softmax(matmul(x, W, {.transpose_b = true}) + b);
+    const Tensor loss = nn::cross_entropy(p, labels);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_GT(tape.size(), default_tape_growth_warning);
+  EXPECT_EQ(count_of(err, "tapegrad: warning: one Tape holds"), 1u) << err;
+}
+
 TEST(TapeGrowthMisuse, ZeroTurnsTheWarningOff) {
   const GrowthWarningThreshold threshold(0);
   ::testing::internal::CaptureStderr();

@@ -146,7 +146,7 @@ class Tape {
 // to do (one Tape per step, or tape.clear() each step). 0 turns the warning off; setting it again
 // re-arms it. The default is default_tape_growth_warning nodes. Checked once per 256 nodes
 // recorded, never per op.
-inline constexpr std::size_t default_tape_growth_warning = 100000;
+inline constexpr std::size_t default_tape_growth_warning = 10000;
 void set_tape_growth_warning(std::size_t nodes);
 std::size_t tape_growth_warning();
 
