@@ -193,7 +193,8 @@ TEST(NnModules, DropoutIsSeededAndIdentityInEvaluation) {
   da.eval();
   EXPECT_TRUE(da(x).same(x));
   nn::Dropout all(1.0, a);
-  for (double v : all(x).values()) EXPECT_EQ(v, 0.0);
+  const Tensor dropped = all(x);  // named: a temporary's values would be freed before the loop
+  for (double v : dropped.values()) EXPECT_EQ(v, 0.0);
 }
 
 Function layer_norm_of(const std::shared_ptr<nn::LayerNorm>& ln) {
