@@ -18,6 +18,7 @@
 #include "tapegrad/io/safetensors.hpp"
 #include "tapegrad/nn/dropout.hpp"
 #include "tapegrad/nn/conv_layers.hpp"
+#include "tapegrad/nn/gpt.hpp"
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/nn/layers.hpp"
 #include "tapegrad/nn/losses.hpp"
