@@ -573,4 +573,10 @@ TEST(HeaderExampleClosedForm, RecordExampleMakesAnOpWithItsRule) {
   EXPECT_TRUE(second.passed) << second.report;
 }
 
+// one_hot with a huge class count: n * classes used to wrap to a small buffer that the loop then
+// wrote past; the checked Shape refuses it first.
+TEST(ShapeSizeMisuse, OneHotWithAnOverflowingClassCountIsAShapeError) {
+  EXPECT_THROW(one_hot(tensor({0.0, 1.0, 2.0, 3.0}), std::int64_t{1} << 62), ShapeError);
+}
+
 }  // namespace

@@ -20,7 +20,11 @@ Tensor one_hot(const Tensor& labels, std::int64_t classes) {
     throw ValueError(fmt::format("one_hot: classes must be positive, got {}", classes));
   const std::span<const double> lv = labels.values();
   const auto c = static_cast<std::size_t>(classes);
-  std::vector<double> values(lv.size() * c, 0.0);
+  // The shape first: it checks n * classes for overflow before anything is allocated or written.
+  std::vector<std::int64_t> dims = labels.shape().dims();
+  dims.push_back(classes);
+  Shape shape(std::move(dims));
+  std::vector<double> values = allocate_values("one_hot", shape);
   for (std::size_t i = 0; i < lv.size(); ++i) {
     const double label = lv[i];
     if (!(label >= 0 && label < static_cast<double>(classes)) || label != std::floor(label)) {
@@ -30,9 +34,7 @@ Tensor one_hot(const Tensor& labels, std::int64_t classes) {
     }
     values[i * c + static_cast<std::size_t>(label)] = 1.0;
   }
-  std::vector<std::int64_t> dims = labels.shape().dims();
-  dims.push_back(classes);
-  return Tensor::from_values(std::move(values), Shape(std::move(dims)));
+  return Tensor::from_values(std::move(values), std::move(shape));
 }
 
 Tensor positive_mask(const Tensor& x) {
