@@ -162,8 +162,8 @@ TEST(AnomalyMode, MaskedFillWithMinusInfIsIntendedButAFullyMaskedRowIsReported) 
   }
   Tape tape;
   const Tensor all_masked = masked_fill(x, ones({3, 3}), -INFINITY);
-  EXPECT_THROW(softmax(all_masked, -1), AnomalyError);                   // every row is 0/0
-  EXPECT_THROW(log(zeros({2})), AnomalyError);  // log(0): still reported
+  EXPECT_THROW(softmax(all_masked, -1), AnomalyError);  // every row is 0/0
+  EXPECT_THROW(log(zeros({2})), AnomalyError);          // log(0): still reported
 }
 
 TEST(NnMisuse, SequenceLayersRejectBadSizesShapesAndIndices) {
