@@ -13,6 +13,7 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "gradcheck_asserts.hpp"
 #include "test_inputs.hpp"
 #include "torch_oracle.hpp"
 
@@ -25,27 +26,8 @@ using tapegrad::test::TorchOracle;
 using Inputs = std::vector<Tensor>;
 using Span = std::span<const Tensor>;
 
-::testing::AssertionResult GradcheckPasses(const Function& f, const Inputs& inputs) {
-  const GradcheckResult r = gradcheck(f, inputs);
-  if (!r.passed) return ::testing::AssertionFailure() << r.report;
-  if (r.elements_checked == 0) return ::testing::AssertionFailure() << "nothing was checked";
-  return ::testing::AssertionSuccess();
-}
-
-// gradgradcheck of f and of square(f): the convolutions and pools are (bi)linear, so only with
-// something curved after them must their rules carry a gradient that depends on the inputs.
-::testing::AssertionResult GradgradPasses(const Function& f, const Inputs& inputs,
-                                          std::uint64_t seed = 0) {
-  const GradcheckResult plain = gradgradcheck(f, inputs, {.seed = seed});
-  if (!plain.passed) return ::testing::AssertionFailure() << "f: " << plain.report;
-  const Function squared = [&f](const Inputs& x) { return square(f(x)); };
-  const GradcheckResult curved = gradgradcheck(squared, inputs, {.seed = seed + 1});
-  if (!curved.passed) return ::testing::AssertionFailure() << "square(f): " << curved.report;
-  if (plain.elements_checked == 0 || curved.elements_checked == 0) {
-    return ::testing::AssertionFailure() << "nothing was checked";
-  }
-  return ::testing::AssertionSuccess();
-}
+using tapegrad::test::GradcheckPasses;
+using tapegrad::test::GradgradPasses;
 
 struct ConvCase {
   const char* name;

@@ -21,6 +21,7 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "gradcheck_asserts.hpp"
 #include "test_inputs.hpp"
 #include "torch_oracle.hpp"
 
@@ -38,27 +39,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-::testing::AssertionResult GradcheckPasses(const Function& f, const Inputs& inputs) {
-  const GradcheckResult r = gradcheck(f, inputs);
-  if (!r.passed) return ::testing::AssertionFailure() << r.report;
-  if (r.elements_checked == 0) return ::testing::AssertionFailure() << "nothing was checked";
-  return ::testing::AssertionSuccess();
-}
-
-// gradgradcheck of f and of square(f): these ops are linear in their differentiable inputs, so
-// only with something curved after them must their rules carry input-dependent gradients.
-::testing::AssertionResult GradgradPasses(const Function& f, const Inputs& inputs,
-                                          std::uint64_t seed = 0) {
-  const GradcheckResult plain = gradgradcheck(f, inputs, {.seed = seed});
-  if (!plain.passed) return ::testing::AssertionFailure() << "f: " << plain.report;
-  const Function squared = [&f](const Inputs& x) { return square(f(x)); };
-  const GradcheckResult curved = gradgradcheck(squared, inputs, {.seed = seed + 1});
-  if (!curved.passed) return ::testing::AssertionFailure() << "square(f): " << curved.report;
-  if (plain.elements_checked == 0 || curved.elements_checked == 0) {
-    return ::testing::AssertionFailure() << "nothing was checked";
-  }
-  return ::testing::AssertionSuccess();
-}
+using tapegrad::test::GradcheckPasses;
+using tapegrad::test::GradgradPasses;
 
 // A constant tensor of indices in [0, bound), drawn with repeats.
 Tensor random_indices(const Shape& shape, std::int64_t bound, std::uint64_t seed) {
