@@ -49,6 +49,7 @@ struct Options {
   std::string loss = "ce";
   std::uint64_t seed = 42;
   std::size_t train_limit = 0;  // 0: all 60000 training images
+  std::size_t test_limit = 0;   // 0: all 10000 test images
   std::string save, load, metrics, plot;
   bool dry_run = false;
 };
@@ -273,6 +274,15 @@ Evaluation evaluate(nn::Module& model, const io::Dataset& data, const std::strin
   return result;
 }
 
+// The test images (normalised as the training ones), or the first --test-limit of them: the
+// interop tests compare accuracies on a subset to stay quick.
+io::Dataset load_test_set(const Options& options) {
+  io::Dataset test = io::load_fashion_mnist(options.data_dir, io::Split::Test,
+                                            io::kFashionMnistMean, io::kFashionMnistStd);
+  if (options.test_limit > 0) test = test.subset(std::min(options.test_limit, test.size()));
+  return test;
+}
+
 int evaluate_saved(const Options& options) {
   const io::SafetensorsFile file = io::read_safetensors(options.load);
   Options saved = options;  // the architecture comes from the checkpoint's metadata
@@ -300,8 +310,7 @@ int evaluate_saved(const Options& options) {
                hidden_words);
     return 0;
   }
-  const io::Dataset test = io::load_fashion_mnist(options.data_dir, io::Split::Test,
-                                                  io::kFashionMnistMean, io::kFashionMnistStd);
+  const io::Dataset test = load_test_set(options);
   const Evaluation result = evaluate(*model, test, loss, saved.model);
   fmt::print("loaded {} ({}), test loss {:.4f} test accuracy {:.4f}\n", options.load, hidden_words,
              result.loss, result.accuracy);
@@ -312,8 +321,7 @@ int train(const Options& options) {
   io::Dataset train = io::load_fashion_mnist(options.data_dir, io::Split::Train,
                                              io::kFashionMnistMean, io::kFashionMnistStd);
   if (options.train_limit > 0) train = train.subset(std::min(options.train_limit, train.size()));
-  const io::Dataset test = io::load_fashion_mnist(options.data_dir, io::Split::Test,
-                                                  io::kFashionMnistMean, io::kFashionMnistStd);
+  const io::Dataset test = load_test_set(options);
   Generator generator(options.seed);
   std::string layers;
   auto model = make_model(options, generator, &layers);
@@ -458,6 +466,10 @@ int main(int argc, char** argv) {
                  "train on the first N images only (0: all); for quick runs and tests")
       ->capture_default_str()
       ->check(whole_number(0, 60000));
+  app.add_option("--test-limit", options.test_limit,
+                 "evaluate on the first N test images only (0: all); for quick runs and tests")
+      ->capture_default_str()
+      ->check(whole_number(0, 10000));
   auto* save = app.add_option("--save", options.save, "write the trained model (safetensors)");
   auto* metrics = app.add_option("--metrics", options.metrics, "write per-epoch metrics (CSV)");
   auto* plot = app.add_option("--plot", options.plot,

@@ -1,6 +1,7 @@
 # Loads a tapegrad safetensors checkpoint (MLP or CNN) into PyTorch's own nn.Sequential (strict: every name
 # and shape must match), then evaluates it on the Fashion-MNIST test set with PyTorch. A stdlib
-# reader, because the safetensors package is not in Debian.
+# reader, because the safetensors package is not in Debian. An optional second argument evaluates the
+# first N test images only (as fashion_mnist --test-limit N).
 import gzip, json, struct, sys
 import torch
 path = sys.argv[1]
@@ -66,6 +67,8 @@ root = "/usr/share/datasets/fashion-mnist/"
 x = idx(root + "t10k-images-idx3-ubyte.gz").reshape(-1, 784).double() / 255.0
 x = (x - 0.28604059698879547) / 0.35302424451492254
 y = idx(root + "t10k-labels-idx1-ubyte.gz").long()
+if len(sys.argv) > 2 and int(sys.argv[2]) > 0:
+    x, y = x[:int(sys.argv[2])], y[:int(sys.argv[2])]
 if cnn:
     x = x.reshape(-1, 1, 28, 28)
 with torch.no_grad():
