@@ -22,6 +22,7 @@
 #include <tapegrad/io/dataset.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "tapegrad_models.hpp"
 #include "workloads.hpp"
 
 namespace {
@@ -319,6 +320,38 @@ void BM_batched_matmul_forward_dgemm_alone(benchmark::State& state) {
   state.counters["dgemm_calls"] = kBatch;
 }
 BENCHMARK(BM_batched_matmul_forward_dgemm_alone)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// W6: one Adam step of issue 14's CNN on a fixed synthetic batch of 64 images.
+void BM_W6_cnn_step(benchmark::State& state) {
+  tapegrad::Generator generator(42);
+  auto model = bench::make_cnn(generator);
+  nn::Adam optimizer(model->parameters(), {.lr = bench::kAdamLr});
+  const bench::CnnBatch data = bench::cnn_batch(bench::kW6Batch, 7);
+  for (auto _ : state) {
+    train_step(*model, optimizer, data.images, data.labels);
+  }
+  state.counters["rss_MB"] = bench::rss_mb();
+}
+BENCHMARK(BM_W6_cnn_step)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// W7: one AdamW step of issue 15's tiny GPT (tiny_gpt's defaults) on a fixed batch of 32 windows.
+void BM_W7_gpt_step(benchmark::State& state) {
+  tapegrad::Generator generator(42);
+  nn::GPT model(bench::gpt_config(), generator);
+  nn::AdamW optimizer(
+      model.parameters(),
+      {.lr = bench::kW7Lr, .beta2 = bench::kW7Beta2, .weight_decay = bench::kW7WeightDecay});
+  const bench::GptBatch data = bench::gpt_batch(bench::kW7Batch, 7);
+  for (auto _ : state) {
+    tapegrad::Tape tape;
+    optimizer.zero_grad();
+    const Tensor loss = model.loss(data.idx, data.targets);
+    loss.backward();
+    optimizer.step();
+  }
+  state.counters["rss_MB"] = bench::rss_mb();
+}
+BENCHMARK(BM_W7_gpt_step)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

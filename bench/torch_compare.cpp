@@ -1,7 +1,8 @@
-// libtorch's side of W1, W3, W4 and W5 (see workloads.hpp), written as a libtorch user would,
-// in float64, with torch::set_num_threads equal to OpenBLAS's thread count on tapegrad's side.
-// The benchmark names and counters match bench_workloads.cpp so scripts/bench can pair them.
+// libtorch's side of W1, W3, W4, W5, W6 and W7 (see workloads.hpp), written as a libtorch user
+// would, in float64, with torch::set_num_threads equal to OpenBLAS's thread count on tapegrad's
+// side. The benchmark names and counters match bench_workloads.cpp so scripts/bench can pair them.
 // Built only when find_package(Torch) succeeds (Debian libtorch-dev).
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -133,6 +134,103 @@ void BM_W5_fashion_epoch(benchmark::State& state) {
   state.counters["real_data"] = data.real ? 1.0 : 0.0;
 }
 BENCHMARK(BM_W5_fashion_epoch)->UseRealTime()->Unit(benchmark::kSecond)->Iterations(1);
+
+// W6: issue 14's CNN as a libtorch user writes it (torch::nn::Sequential), Adam, batch 64.
+void BM_W6_cnn_step(benchmark::State& state) {
+  torch::manual_seed(42);
+  namespace tnn = torch::nn;
+  tnn::Sequential model(tnn::Conv2d(tnn::Conv2dOptions(1, 16, 5).padding(2)), tnn::ReLU(),
+                        tnn::MaxPool2d(tnn::MaxPool2dOptions(2)),
+                        tnn::Conv2d(tnn::Conv2dOptions(16, 32, 5).padding(2)), tnn::ReLU(),
+                        tnn::MaxPool2d(tnn::MaxPool2dOptions(2)), tnn::Flatten(),
+                        tnn::Linear(1568, 128), tnn::ReLU(), tnn::Linear(128, 10));
+  model->to(torch::kFloat64);
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(bench::kAdamLr));
+  const torch::Tensor images = torch::randn({bench::kW6Batch, 1, 28, 28}, kF64);
+  const torch::Tensor labels = torch::randint(bench::kClasses, {bench::kW6Batch}, torch::kLong);
+  for (auto _ : state) {
+    train_step(model, optimizer, images, labels);
+  }
+}
+BENCHMARK(BM_W6_cnn_step)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// W7: nanoGPT's model (as tests/interop/gpt_torch.py, without dropout) in libtorch C++, the
+// tied head as F::linear with wte's weight; AdamW over all parameters, batch 32.
+struct GptBlockImpl : torch::nn::Module {
+  GptBlockImpl(std::int64_t c, std::int64_t heads) : n_head(heads) {
+    ln_1 = register_module("ln_1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c})));
+    c_attn = register_module("c_attn", torch::nn::Linear(c, 3 * c));
+    attn_proj = register_module("attn_proj", torch::nn::Linear(c, c));
+    ln_2 = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c})));
+    c_fc = register_module("c_fc", torch::nn::Linear(c, 4 * c));
+    mlp_proj = register_module("mlp_proj", torch::nn::Linear(4 * c, c));
+  }
+  torch::Tensor attention(const torch::Tensor& x) {
+    const std::int64_t b = x.size(0), t = x.size(1), c = x.size(2), d = c / n_head;
+    const auto qkv = c_attn(x).split(c, 2);
+    const auto heads = [&](const torch::Tensor& z) {
+      return z.view({b, t, n_head, d}).transpose(1, 2);
+    };
+    const torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
+    torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(d)));
+    const torch::Tensor mask = torch::ones({t, t}, torch::kBool).tril();
+    att = torch::softmax(att.masked_fill(mask.logical_not(), -INFINITY), -1);
+    return attn_proj(torch::matmul(att, v).transpose(1, 2).contiguous().view({b, t, c}));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    x = x + attention(ln_1(x));
+    return x + mlp_proj(torch::gelu(c_fc(ln_2(x))));
+  }
+  std::int64_t n_head;
+  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  torch::nn::Linear c_attn{nullptr}, attn_proj{nullptr}, c_fc{nullptr}, mlp_proj{nullptr};
+};
+TORCH_MODULE(GptBlock);
+
+struct GptImpl : torch::nn::Module {
+  GptImpl() {
+    wte = register_module("wte", torch::nn::Embedding(bench::kW7Vocab, bench::kW7Embd));
+    wpe = register_module("wpe", torch::nn::Embedding(bench::kW7Block, bench::kW7Embd));
+    for (std::int64_t l = 0; l < bench::kW7Layers; ++l) {
+      blocks->push_back(GptBlock(bench::kW7Embd, bench::kW7Heads));
+    }
+    register_module("h", blocks);
+    ln_f = register_module("ln_f",
+                           torch::nn::LayerNorm(torch::nn::LayerNormOptions({bench::kW7Embd})));
+  }
+  torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets) {
+    const torch::Tensor pos = torch::arange(idx.size(1), torch::kLong);
+    torch::Tensor x = wte(idx) + wpe(pos);
+    for (const auto& block : *blocks) x = block->as<GptBlockImpl>()->forward(x);
+    const torch::Tensor logits = torch::nn::functional::linear(ln_f(x), wte->weight);
+    return torch::nn::functional::cross_entropy(logits.view({-1, bench::kW7Vocab}),
+                                                targets.view({-1}));
+  }
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::ModuleList blocks;
+  torch::nn::LayerNorm ln_f{nullptr};
+};
+TORCH_MODULE(Gpt);
+
+void BM_W7_gpt_step(benchmark::State& state) {
+  torch::manual_seed(42);
+  Gpt model;
+  model->to(torch::kFloat64);
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(bench::kW7Lr)
+                                                         .betas({0.9, bench::kW7Beta2})
+                                                         .weight_decay(bench::kW7WeightDecay));
+  const torch::Tensor tokens =
+      torch::randint(bench::kW7Vocab, {bench::kW7Batch, bench::kW7Block + 1}, torch::kLong);
+  const torch::Tensor idx = tokens.slice(1, 0, bench::kW7Block).contiguous();
+  const torch::Tensor targets = tokens.slice(1, 1).contiguous();
+  for (auto _ : state) {
+    optimizer.zero_grad();
+    const torch::Tensor loss = model->loss(idx, targets);
+    loss.backward();
+    optimizer.step();
+  }
+}
+BENCHMARK(BM_W7_gpt_step)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -9,7 +9,13 @@
 //   W4  one training step of MLP 784-1024-1024-10, batch 256 (SGD), in GFLOP/s, next to plain
 //       cblas_dgemm calls of exactly the products the step makes
 //   W5  one Fashion-MNIST epoch, MLP 784-256-128-10, batch 64, Adam
+//   W6  one training step of issue 14's CNN (conv5x5(16)-pool-conv5x5(32)-pool-128-10, no batch
+//       norm, no dropout), batch 64, Adam; and the five convolution products of that step beside
+//       the same dgemm calls (bench_conv.cpp)
+//   W7  one training step of issue 15's tiny GPT (2 layers, 4 heads, 64 features, block 64,
+//       vocabulary 113 as the fortunes), batch 32, AdamW
 //   M1  resident memory after 1e5 W3 steps minus after 1e3 (whole_run.cpp)
+//   M2  resident memory after 300 W6 steps minus after 30 (whole_run.cpp cnn)
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -41,6 +47,16 @@ inline constexpr std::int64_t kW5Batch = 64;
 inline constexpr double kSgdLr = 0.01;
 inline constexpr double kAdamLr = 1e-3;
 inline constexpr std::int64_t kClasses = 10;
+inline constexpr std::int64_t kW6Batch = 64;
+inline constexpr std::int64_t kW7Batch = 32;
+inline constexpr std::int64_t kW7Vocab = 113;  // the fortunes' characters (docs/sequence-models.md)
+inline constexpr std::int64_t kW7Block = 64;
+inline constexpr std::int64_t kW7Layers = 2;
+inline constexpr std::int64_t kW7Heads = 4;
+inline constexpr std::int64_t kW7Embd = 64;
+inline constexpr double kW7Lr = 3e-3;  // tiny_gpt's peak rate, betas 0.9/0.99, decay 0.1
+inline constexpr double kW7Beta2 = 0.99;
+inline constexpr double kW7WeightDecay = 0.1;
 inline constexpr std::int64_t kSyntheticSamples = 60000;  // W5 when the real data is absent
 
 // The useful floating-point work of one MLP training step (batch n): per Linear(in -> out)
