@@ -300,6 +300,33 @@ TEST(SecondOrderGradCheck, FusedRulesOfSigmoidTanhRelu) {
       GradgradPasses([](const Inputs& v) { return tanh_backward(v[0], v[1]); }, {g, y}, 1806));
   EXPECT_TRUE(
       GradgradPasses([](const Inputs& v) { return relu_backward(v[0], v[1]); }, {g, x}, 1808));
+  EXPECT_TRUE(
+      GradgradPasses([](const Inputs& v) { return gelu_backward(v[0], v[1]); }, {g, x}, 1810));
+}
+
+TEST(OpsGradCheck, GeluBackwardBothInputs) {
+  const Tensor g = normal({3, 4}, 1811);
+  const Tensor x = normal({3, 4}, 1812) * 2.0;
+  EXPECT_TRUE(GradcheckPasses([](const Inputs& v) { return gelu_backward(v[0], v[1]); }, {g, x}));
+}
+
+// The fused rule is the composed one it replaced, g * (Phi(x) + x phi(x)) written with erf and
+// exp, to the rounding; and dy/dx of gelu through it is that closed form.
+TEST(OpsClosedForm, GeluBackwardEqualsTheComposedRule) {
+  const Tensor g = normal({5, 7}, 1813);
+  const Tensor x = normal({5, 7}, 1814) * 3.0;
+  const Tensor composed =
+      g * ((erf(x * (0.5 * std::numbers::sqrt2)) + 1.0) * 0.5 +
+           x * exp(square(x) * -0.5) * (0.5 * std::numbers::sqrt2 * std::numbers::inv_sqrtpi));
+  const Tensor fused = gelu_backward(g, x);
+  for (std::size_t i = 0; i < x.numel(); ++i) {
+    EXPECT_NEAR(fused.values()[i], composed.values()[i],
+                1e-15 * (1.0 + std::abs(composed.values()[i])));
+    const double v = x.values()[i];
+    const double slope = 0.5 * (1.0 + std::erf(v / std::numbers::sqrt2)) +
+                         v * std::exp(-0.5 * v * v) / std::sqrt(2.0 * std::numbers::pi);
+    EXPECT_NEAR(fused.values()[i], g.values()[i] * slope, 1e-14 * (1.0 + std::abs(slope)));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -517,6 +544,8 @@ TEST(Misuse, FusedRulesWithMismatchedShapes) {
         relu_backward(g, zeros({3, 2}));
       },
       {"relu_backward", "g and x", "([2, 3] vs [3, 2])"}));
+  EXPECT_TRUE(ThrowsWith<ShapeError>([&] { gelu_backward(g, other); },
+                                     {"gelu_backward", "g and x", "([2, 3] vs [3])"}));
   // Same element count, other shape: still refused (it would silently pair the wrong elements).
   EXPECT_TRUE(ThrowsWith<ShapeError>([&] { sigmoid_backward(g, zeros({6})); },
                                      {"sigmoid_backward", "([2, 3] vs [6])"}));

@@ -143,6 +143,31 @@ Tensor sigmoid_backward(const Tensor& g, const Tensor& y) {
                 });
 }
 
+// z = g * (Phi(x) + x phi(x))  dg = g2 * (Phi(x) + x phi(x)),  dx = g2 * g * phi(x) (2 - x^2)
+Tensor gelu_backward(const Tensor& g, const Tensor& x) {
+  constexpr double inv_sqrt2 = 0.5 * std::numbers::sqrt2;
+  constexpr double inv_sqrt_2pi = 0.5 * std::numbers::sqrt2 * std::numbers::inv_sqrtpi;
+  check_same_shape("gelu_backward", g, x, "x");
+  const auto gv = g.values();
+  const auto xv = x.values();
+  std::vector<double> z(gv.size());
+  for (std::size_t i = 0; i < z.size(); ++i) {
+    const double v = xv[i];
+    const double cdf = 0.5 * (1.0 + std::erf(v * inv_sqrt2));
+    const double pdf = inv_sqrt_2pi * std::exp(-0.5 * v * v);
+    z[i] = gv[i] * (cdf + v * pdf);
+  }
+  return record({"gelu_backward", "dg = g2 * (Phi(x) + x phi(x)), dx = g2 * g * phi(x) (2 - x^2)"},
+                g.shape(), std::move(z), {g, x}, [](const Tensor& g2, const Tensor&, Inputs in) {
+                  const Tensor& g = in[0];
+                  const Tensor& x = in[1];
+                  if (!kernels::needs_grad(in, 1)) return Grads{gelu_backward(g2, x), Tensor()};
+                  const Tensor pdf = exp(square(x) * -0.5) * inv_sqrt_2pi;
+                  return Grads{kernels::needs_grad(in, 0) ? gelu_backward(g2, x) : Tensor(),
+                               g2 * g * pdf * (2.0 - square(x))};
+                });
+}
+
 // z = g * (1 - y^2)            dg = g2 * (1 - y^2),     dy = -2 g2 g y
 Tensor tanh_backward(const Tensor& g, const Tensor& y) {
   check_same_shape("tanh_backward", g, y, "y");
@@ -284,19 +309,13 @@ Tensor softplus(const Tensor& x, double beta, double threshold, std::source_loca
 
 Tensor gelu(const Tensor& x, GeluApproximate approximate, std::source_location where) {
   constexpr double inv_sqrt2 = 0.5 * std::numbers::sqrt2;
-  constexpr double inv_sqrt_2pi = 0.5 * std::numbers::sqrt2 * std::numbers::inv_sqrtpi;
   constexpr double beta = std::numbers::sqrt2 * std::numbers::inv_sqrtpi;  // sqrt(2 / pi)
   constexpr double kappa = 0.044715;
   if (approximate == GeluApproximate::none) {
     return record(
         {"gelu", "dx = g * (Phi(x) + x phi(x))"}, x.shape(),
         kernels::map(x, [](double v) { return v * 0.5 * (1.0 + std::erf(v * inv_sqrt2)); }), {x},
-        [](const Tensor& g, const Tensor&, Inputs in) {
-          const Tensor& x = in[0];
-          const Tensor cdf = (erf(x * inv_sqrt2) + 1.0) * 0.5;
-          const Tensor pdf = exp(square(x) * -0.5) * inv_sqrt_2pi;
-          return Grads{g * (cdf + x * pdf)};
-        },
+        [](const Tensor& g, const Tensor&, Inputs in) { return Grads{gelu_backward(g, in[0])}; },
         where);
   }
   return record(

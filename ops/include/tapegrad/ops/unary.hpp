@@ -95,8 +95,14 @@ Tensor elu(const Tensor& x, double alpha = 1.0,
 //   sigmoid_backward(g, y) = g * y * (1 - y)   dg = g2 * y * (1 - y), dy = g2 * g * (1 - 2 y)
 //   tanh_backward(g, y)    = g * (1 - y^2)     dg = g2 * (1 - y^2),   dy = -2 g2 g y
 //   relu_backward(g, x)    = g * [x > 0]       dg = g2 * [x > 0],     dx = 0
+//   gelu_backward(g, x)    = g * (Phi(x) + x phi(x))     (exact gelu; phi, Phi as above)
+//                                              dg = g2 * (Phi(x) + x phi(x)),
+//                                              dx = g2 * g * phi(x) (2 - x^2)
+// gelu_backward is one pass where the composed rule made nine tensors (a third of a tiny-GPT
+// step went to them); it equals the composition to the rounding (tests/test_ops_functions.cpp).
 Tensor sigmoid_backward(const Tensor& g, const Tensor& y);
 Tensor tanh_backward(const Tensor& g, const Tensor& y);
 Tensor relu_backward(const Tensor& g, const Tensor& x);
+Tensor gelu_backward(const Tensor& g, const Tensor& x);
 
 }  // namespace tapegrad
