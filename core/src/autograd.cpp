@@ -218,6 +218,8 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
 
   if (tape) tape->nodes.note_sweep();
   const bool anomaly = is_anomaly_enabled();
+  // Only an observer needs the gradients sent (after the sum_to below); one buffer for the sweep.
+  std::vector<Tensor> sent;
   // The sweep: newest node first. Every consumer of a node was recorded after it, so by the time
   // the sweep reaches node i its gradient is complete.
   for (std::size_t i = top; i-- > 0;) {
@@ -248,9 +250,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       throw AutogradError(fmt::format("{}: the rule of '{}' returned {} gradients for {} inputs",
                                       caller, node.op, input_grads.size(), node.inputs.size()));
     }
-    // Only an observer needs the gradients sent, after the sum_to below.
-    std::vector<Tensor> sent;
-    if (request.observe) sent.resize(node.inputs.size());
+    if (request.observe) sent.assign(node.inputs.size(), Tensor());
     for (std::size_t k = 0; k < node.inputs.size(); ++k) {
       const Tensor& input = node.inputs[k];
       if (!input.defined() || !input.requires_grad() || !input_grads[k].defined()) continue;
