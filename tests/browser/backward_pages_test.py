@@ -10,7 +10,7 @@ Runs examples/backward_pages into --out, then opens every page from file:// and 
     the gradient shown for each parameter equals tapegrad's grad() to the digits shown;
   - no request leaves the page (Chrome's network log and the page's resource timing) and the
     console has no error;
-  - the 1000-node page opens and steps at interactive speed (one step < 200 ms);
+  - the 1000-node page opens and steps at interactive speed (one step < 500 ms: a quiet machine takes ~90 ms, a CI machine under full load up to ~280);
   and saves a screenshot of each page (mid-sweep and at the end) into --out.
 
 Exit status 77 (ctest's SKIP_RETURN_CODE) when selenium, chromium or chromedriver is missing.
@@ -158,7 +158,7 @@ def check_page(driver, out, name, expected, docs_images):
             "requestAnimationFrame(function () { setTimeout(function () {"
             " done(performance.now() - t); }, 0); });"))
     page_step = max(statistics.median(page_ms[0::2]), statistics.median(page_ms[1::2]))
-    check(page_step < 200, f"{name}: a step took {page_step:.0f} ms in the page (bound 200)")
+    check(page_step < 500, f"{name}: a step took {page_step:.0f} ms in the page (bound 500)")
     slowest = statistics.median(step_ms) if step_ms else 0.0
     check(slowest < 1000, f"{name}: a key press took {slowest:.0f} ms (median; bound 1000 ms)")
     check(load_ms < 10000, f"{name}: loading took {load_ms:.0f} ms")

@@ -42,11 +42,11 @@ svg.layered g.node > ellipse + ellipse { fill: none; }
 svg.layered .edge path { fill: none; stroke: #555; }
 g.node { cursor: pointer; }
 text.gline { fill: #b02a37; font-weight: bold; }
-g.node.done { opacity: 0.55; }
-g.node.recv > rect, g.node.recv > ellipse, g.node.recv > polygon { stroke: #fd7e14; stroke-width: 3px; }
-g.node.cur > rect, g.node.cur > ellipse, g.node.cur > polygon { stroke: #d63384; stroke-width: 5px; }
-g.edge.flow path { stroke: #fd7e14; stroke-width: 3px; }
-g.edge.flow polygon { fill: #fd7e14; stroke: #fd7e14; }
+#graph g.node.done { opacity: 0.55; }
+#graph g.node.recv > rect, #graph g.node.recv > ellipse, #graph g.node.recv > polygon { stroke: #fd7e14; stroke-width: 3px; }
+#graph g.node.cur > rect, #graph g.node.cur > ellipse, #graph g.node.cur > polygon { stroke: #d63384; stroke-width: 5px; }
+#graph g.edge.flow path { stroke: #fd7e14; stroke-width: 3px; }
+#graph g.edge.flow polygon { fill: #fd7e14; stroke: #fd7e14; }
 </style>
 </head>
 <body>
