@@ -24,6 +24,7 @@ struct SweepRequest {
   bool accumulate_into_leaves = false;  // backward(): add to every leaf's grad()
   bool allow_unused = false;
   const TraceSink* trace = nullptr;
+  const BackwardObserver* observe = nullptr;
 };
 
 // Anomaly mode's backward check: a rule that produced a NaN or an infinity is named with the line
@@ -217,6 +218,8 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
 
   if (tape) tape->nodes.note_sweep();
   const bool anomaly = is_anomaly_enabled();
+  // Only an observer needs the gradients sent (after the sum_to below); one buffer for the sweep.
+  std::vector<Tensor> sent;
   // The sweep: newest node first. Every consumer of a node was recorded after it, so by the time
   // the sweep reaches node i its gradient is complete.
   for (std::size_t i = top; i-- > 0;) {
@@ -247,6 +250,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       throw AutogradError(fmt::format("{}: the rule of '{}' returned {} gradients for {} inputs",
                                       caller, node.op, input_grads.size(), node.inputs.size()));
     }
+    if (request.observe) sent.assign(node.inputs.size(), Tensor());
     for (std::size_t k = 0; k < node.inputs.size(); ++k) {
       const Tensor& input = node.inputs[k];
       if (!input.defined() || !input.requires_grad() || !input_grads[k].defined()) continue;
@@ -266,6 +270,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
         (*request.trace)(
             fmt::format("  -> input {} ({}): {}", k, describe_input(input), input_grad));
       }
+      if (request.observe) sent[k] = input_grad;
       if (input.is_leaf()) {
         reach_leaf(input, input_grad);
       } else {
@@ -273,6 +278,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
         slot = add_gradient(slot, input_grad);
       }
     }
+    if (request.observe) (*request.observe)({i, node, g, sent});
   }
 
   // Every leaf's new gradient is computed before any is written, so a backward that fails here (a
@@ -324,7 +330,8 @@ void backward(const Tensor& output, const Tensor& seed, BackwardOptions options)
          .create_graph = options.create_graph,
          .accumulate_into_leaves = true,
          .allow_unused = true,
-         .trace = options.trace ? &options.trace : nullptr});
+         .trace = options.trace ? &options.trace : nullptr,
+         .observe = options.observe ? &options.observe : nullptr});
 }
 
 std::vector<Tensor> grad(std::span<const Tensor> outputs, std::span<const Tensor> inputs,
@@ -336,7 +343,8 @@ std::vector<Tensor> grad(std::span<const Tensor> outputs, std::span<const Tensor
                 .create_graph = options.create_graph,
                 .accumulate_into_leaves = false,
                 .allow_unused = options.allow_unused,
-                .trace = options.trace ? &options.trace : nullptr});
+                .trace = options.trace ? &options.trace : nullptr,
+                .observe = options.observe ? &options.observe : nullptr});
 }
 
 std::vector<Tensor> grad(const Tensor& output, std::span<const Tensor> inputs,

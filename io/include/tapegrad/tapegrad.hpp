@@ -39,3 +39,4 @@
 #include "tapegrad/ops/shape_ops.hpp"
 #include "tapegrad/ops/softmax.hpp"
 #include "tapegrad/ops/unary.hpp"
+#include "tapegrad/viz/html.hpp"

@@ -24,6 +24,8 @@ struct GradOptions {
   bool allow_unused = false;
   // Traced backward, as BackwardOptions::trace.
   TraceSink trace = {};
+  // Structured traced backward, as BackwardOptions::observe.
+  BackwardObserver observe = {};
 };
 
 // d(sum_k seeds[k] . outputs[k]) / d inputs[i] for each i, in the inputs' shapes. `seeds` may be

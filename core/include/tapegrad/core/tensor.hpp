@@ -49,6 +49,20 @@ using TraceSink = std::function<void(std::string_view line)>;
 // A TraceSink that prints each line to standard output.
 void print_trace(std::string_view line);
 
+struct Node;
+// One step of a backward sweep, as data (BackwardOptions::observe): the node visited (its index on
+// the tape and the node itself), the gradient g = dLoss/d(its result), complete at this point,
+// and the gradient sent to each input, already summed to the input's shape (an undefined Tensor
+// for an input that gets none: a constant, or no gradient from the rule).
+struct BackwardStep {
+  std::size_t index;
+  const Node& node;
+  const Tensor& grad;
+  std::span<const Tensor> input_grads;
+};
+// Receives one call per node the sweep visits, newest node first. What the HTML stepper records.
+using BackwardObserver = std::function<void(const BackwardStep& step)>;
+
 struct BackwardOptions {
   // Record the backward sweep itself on the tape, so the gradients can be differentiated again
   // (Hessians, Hessian-vector products). The gradients put into leaves are then tape results.
@@ -57,6 +71,9 @@ struct BackwardOptions {
   // words, the incoming gradient and the gradient sent to each input. The chain rule, step by
   // step: loss.backward({.trace = tapegrad::print_trace}).
   TraceSink trace = {};
+  // Structured traced backward: every step of the sweep as data (BackwardStep), for tools that
+  // show the sweep (tapegrad::write_html). Unset, the sweep does not collect anything for it.
+  BackwardObserver observe = {};
 };
 
 class Tensor {
