@@ -1,0 +1,54 @@
+// W1 (workloads.hpp) for Sacado's reverse mode (Sacado::Rad, Debian libtrilinos-sacado-dev), a
+// peer for the performance issue: taped and swept afresh each iteration, like tapegrad's W1.
+// Sacado has no sigmoid; ADf1 records it as one node from its value and derivative, as a Sacado
+// user writing the chain for speed would, so both tools record 100 nodes.
+//
+//   build-release/bench/peers_sacado --benchmark_repetitions=5
+#include <cmath>
+
+#include <benchmark/benchmark.h>
+#include <Sacado_trad.hpp>
+
+#include "peers.hpp"
+#include "workloads.hpp"
+
+namespace {
+
+using ADvar = Sacado::Rad::ADvar<double>;
+
+// One W1 chain from a new independent variable; returns dy/dx.
+double sacado_w1() {
+  ADvar x = bench::kW1Start;
+  ADvar y = x;
+  for (int i = 0; i < bench::kW1Ops / 4; ++i) {
+    y = y * bench::kW1Mul;
+    y = y + bench::kW1Add;
+    y = tanh(y);
+    const double s = 1.0 / (1.0 + std::exp(-y.val()));
+    y = Sacado::Rad::ADf1(s, s * (1.0 - s), y);
+  }
+  ADvar::Gradcomp();  // the reverse sweep; the next operation recycles the tape's memory
+  return x.adj();
+}
+
+void BM_W1_scalar_chain(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(sacado_w1());
+  }
+  state.counters["us_per_op"] =
+      benchmark::Counter(bench::kW1Ops * 1e-6, benchmark::Counter::kIsIterationInvariantRate |
+                                                   benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_W1_scalar_chain)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench::check_peer_w1_gradient("Sacado::Rad", sacado_w1());
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("peer", "Sacado::Rad (Trilinos Sacado)");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
