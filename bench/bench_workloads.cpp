@@ -46,15 +46,7 @@ SyntheticBatch synthetic_batch(std::int64_t n, std::int64_t features, std::uint6
   return {images, tapegrad::from_values(std::move(labels), {n})};
 }
 
-// One training step, as the Fashion-MNIST example writes it.
-void train_step(nn::Module& model, nn::Optimizer& optimizer, const Tensor& images,
-                const Tensor& labels) {
-  tapegrad::Tape tape;
-  optimizer.zero_grad();
-  const Tensor loss = nn::cross_entropy_with_logits(model(images), labels);
-  loss.backward();
-  optimizer.step();
-}
+using bench::train_step;
 
 // W1: 100 scalar ops forward, then backward through all of them.
 void BM_W1_scalar_chain(benchmark::State& state) {

@@ -1,5 +1,6 @@
 #pragma once
-// tapegrad's side of W6 and W7 (workloads.hpp), shared by bench_workloads.cpp and whole_run.cpp.
+// tapegrad's side of W3-W7 (workloads.hpp) shared by bench_workloads.cpp and whole_run.cpp: the
+// training step and the W6/W7 models.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -9,6 +10,18 @@
 #include "workloads.hpp"
 
 namespace bench {
+
+// One training step, as the Fashion-MNIST example writes it: a tape for the step, zero_grad,
+// cross_entropy_with_logits, backward, step. Returns the loss.
+inline double train_step(tapegrad::nn::Module& model, tapegrad::nn::Optimizer& optimizer,
+                         const tapegrad::Tensor& images, const tapegrad::Tensor& labels) {
+  tapegrad::Tape tape;
+  optimizer.zero_grad();
+  const tapegrad::Tensor loss = tapegrad::nn::cross_entropy_with_logits(model(images), labels);
+  loss.backward();
+  optimizer.step();
+  return loss.item();
+}
 
 // Issue 14's CNN as examples/fashion_mnist builds it with --dropout 0 (PyTorch's layer order):
 //   Conv2d(1, 16, 5, padding 2) ReLU MaxPool2d(2) Conv2d(16, 32, 5, padding 2) ReLU MaxPool2d(2)

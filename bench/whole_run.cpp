@@ -54,16 +54,7 @@ int measure(const char* name, long steps_early, long steps_late, Step step) {
   return 0;
 }
 
-// One training step of `model` on (images, labels); the loss.
-double train_step(nn::Module& model, nn::Optimizer& optimizer, const Tensor& images,
-                  const Tensor& labels) {
-  tapegrad::Tape tape;
-  optimizer.zero_grad();
-  const Tensor loss = nn::cross_entropy_with_logits(model(images), labels);
-  loss.backward();
-  optimizer.step();
-  return loss.item();
-}
+using bench::train_step;
 
 }  // namespace
 
