@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <benchmark/benchmark.h>
+
 #include <tapegrad/tapegrad.hpp>
 
 #include "workloads.hpp"
@@ -38,6 +40,29 @@ inline void check_peer_w1_gradient(const char* peer, double peer_gradient) {
   }
   std::fprintf(stderr, "%s: W1 gradient %.17g equals tapegrad's (relative difference %.2g)\n", peer,
                peer_gradient, error);
+}
+
+// A peer's main(): checks its W1 gradient, then times `w1` (one taped forward + reverse sweep of
+// the chain, returning dy/dx) as BM_W1_scalar_chain with tapegrad's us_per_op counter, so
+// scripts/bench pairs it with tapegrad's row.
+template <class W1>
+int run_peer_w1(int argc, char** argv, const char* peer, W1 w1) {
+  check_peer_w1_gradient(peer, w1());
+  benchmark::RegisterBenchmark("BM_W1_scalar_chain",
+                               [w1](benchmark::State& state) {
+                                 for (auto _ : state) benchmark::DoNotOptimize(w1());
+                                 state.counters["us_per_op"] = benchmark::Counter(
+                                     kW1Ops * 1e-6, benchmark::Counter::kIsIterationInvariantRate |
+                                                        benchmark::Counter::kInvert);
+                               })
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("peer", peer);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace bench

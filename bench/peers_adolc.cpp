@@ -35,24 +35,8 @@ double adolc_w1() {
   return gradient;
 }
 
-void BM_W1_scalar_chain(benchmark::State& state) {
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(adolc_w1());
-  }
-  state.counters["us_per_op"] =
-      benchmark::Counter(bench::kW1Ops * 1e-6, benchmark::Counter::kIsIterationInvariantRate |
-                                                   benchmark::Counter::kInvert);
-}
-BENCHMARK(BM_W1_scalar_chain)->UseRealTime()->Unit(benchmark::kMicrosecond);
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  bench::check_peer_w1_gradient("ADOL-C", adolc_w1());
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("peer", "ADOL-C");
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_peer_w1(argc, argv, "ADOL-C", adolc_w1);
 }

@@ -31,24 +31,8 @@ double sacado_w1() {
   return x.adj();
 }
 
-void BM_W1_scalar_chain(benchmark::State& state) {
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(sacado_w1());
-  }
-  state.counters["us_per_op"] =
-      benchmark::Counter(bench::kW1Ops * 1e-6, benchmark::Counter::kIsIterationInvariantRate |
-                                                   benchmark::Counter::kInvert);
-}
-BENCHMARK(BM_W1_scalar_chain)->UseRealTime()->Unit(benchmark::kMicrosecond);
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  bench::check_peer_w1_gradient("Sacado::Rad", sacado_w1());
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("peer", "Sacado::Rad (Trilinos Sacado)");
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_peer_w1(argc, argv, "Sacado::Rad (Trilinos Sacado)", sacado_w1);
 }
