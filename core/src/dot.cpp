@@ -96,25 +96,8 @@ std::string to_dot(const Tensor& output, const TensorNames& names) {
   }
 
   const detail::TensorImpl& impl = output.impl();
-  const auto tape = impl.tape.lock();
-  if (!tape || tape->stamp != impl.stamp) {
-    throw AutogradError(fmt::format(
-        "to_dot: the output ({}, made by '{}') was recorded on a tape that has since been {}; "
-        "draw the graph before the tape is cleared",
-        impl.shape, impl.op, tape ? "cleared" : "destroyed"));
-  }
-
-  // Which nodes `output` depends on: one pass downward. A node's inputs were recorded before it,
-  // so by the time the pass reaches node i every consumer of i has already marked it.
+  const auto [tape, needed] = detail::ancestry(output, "to_dot", "draw the graph");
   const std::size_t top = impl.node;
-  std::vector<bool> needed(top + 1, false);
-  needed[top] = true;
-  for (std::size_t i = top + 1; i-- > 0;) {
-    if (!needed[i]) continue;
-    for (const Tensor& input : tape->nodes[i].inputs) {
-      if (input.defined() && !input.is_leaf()) needed[input.impl().node] = true;
-    }
-  }
   // Leaves numbered in order of first use in the forward pass, as tape printing numbers them.
   std::vector<Tensor> leaves;
   std::unordered_map<const detail::TensorImpl*, std::size_t> leaf_ids;
@@ -160,5 +143,31 @@ void write_dot(const Tensor& output, const std::string& path, const TensorNames&
   file << text;
   if (!file) throw ValueError(fmt::format("write_dot: writing '{}' failed", path));
 }
+
+namespace detail {
+
+Ancestry ancestry(const Tensor& output, std::string_view who, std::string_view what) {
+  const TensorImpl& impl = output.impl();
+  Ancestry out{impl.tape.lock(), {}};
+  if (!out.tape || out.tape->stamp != impl.stamp) {
+    throw AutogradError(fmt::format(
+        "{}: the output ({}, made by '{}') was recorded on a tape that has since been {}; {} "
+        "before the tape is cleared",
+        who, impl.shape, impl.op, out.tape ? "cleared" : "destroyed", what));
+  }
+  // One pass downward: a node's inputs were recorded before it, so by the time the pass reaches
+  // node i every consumer of i has already marked it.
+  out.needed.assign(impl.node + 1, false);
+  out.needed[impl.node] = true;
+  for (std::size_t i = impl.node + 1; i-- > 0;) {
+    if (!out.needed[i]) continue;
+    for (const Tensor& input : out.tape->nodes[i].inputs) {
+      if (input.defined() && !input.is_leaf()) out.needed[input.impl().node] = true;
+    }
+  }
+  return out;
+}
+
+}  // namespace detail
 
 }  // namespace tapegrad

@@ -1,5 +1,7 @@
 #include "tapegrad/viz/html.hpp"
 
+#include "tapegrad/core/dot.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -138,24 +140,10 @@ Graph collect(const Tensor& output, const HtmlOptions& options) {
     return graph;
   }
   const detail::TensorImpl& impl = output.impl();
-  const auto tape = impl.tape.lock();
-  if (!tape || tape->stamp != impl.stamp) {
-    throw AutogradError(fmt::format(
-        "write_html: the output ({}, made by '{}') was recorded on a tape that has since been "
-        "{}; write the page before the tape is cleared",
-        impl.shape, impl.op, tape ? "cleared" : "destroyed"));
-  }
-  // The nodes `output` depends on, in one downward pass (inputs have smaller indices), and the
-  // leaves in order of first use, numbered as to_dot numbers them.
+  // The nodes `output` depends on (as to_dot walks them), and below, the leaves in order of
+  // first use, numbered as to_dot numbers them.
+  const auto [tape, needed] = detail::ancestry(output, "write_html", "write the page");
   const std::size_t top = impl.node;
-  std::vector<bool> needed(top + 1, false);
-  needed[top] = true;
-  for (std::size_t i = top + 1; i-- > 0;) {
-    if (!needed[i]) continue;
-    for (const Tensor& input : tape->nodes[i].inputs) {
-      if (input.defined() && !input.is_leaf()) needed[input.impl().node] = true;
-    }
-  }
   std::unordered_map<const detail::TensorImpl*, std::size_t> leaf_box;
   for (std::size_t i = 0; i <= top; ++i) {
     if (!needed[i]) continue;

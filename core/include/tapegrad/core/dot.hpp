@@ -21,7 +21,9 @@
 //
 // Only nodes reachable backwards from `output` are drawn, found by one downward pass over the
 // tape indices (a node's inputs always have smaller indices), with no recursion.
+#include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -39,5 +41,16 @@ std::string to_dot(const Tensor& output, const TensorNames& names = {});
 
 // to_dot written to `path`; a ValueError naming the path if it cannot be written.
 void write_dot(const Tensor& output, const std::string& path, const TensorNames& names = {});
+
+namespace detail {
+// What to_dot and write_html walk: the live tape a recorded (non-leaf) `output` was made on, and
+// which of its nodes `output` depends on (needed[i] for i up to output's node). A cleared or
+// destroyed tape is an AutogradError naming `who`, telling the user to `what` before clearing.
+struct Ancestry {
+  std::shared_ptr<TapeState> tape;
+  std::vector<bool> needed;
+};
+Ancestry ancestry(const Tensor& output, std::string_view who, std::string_view what);
+}  // namespace detail
 
 }  // namespace tapegrad
