@@ -225,7 +225,8 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   for (std::size_t i = top; i-- > 0;) {
     if (!node_grads[i].defined()) continue;
     const Tensor g = std::move(node_grads[i]);
-    if (auto it = wanted_node.find(i); it != wanted_node.end()) {
+    if (auto it = wanted_node.empty() ? wanted_node.end() : wanted_node.find(i);
+        it != wanted_node.end()) {
       for (std::size_t w : it->second) {
         wanted_grads[w] = g;
         wanted_reached[w] = true;
@@ -274,8 +275,9 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       if (input.is_leaf()) {
         reach_leaf(input, input_grad);
       } else {
+        // The first gradient to reach a node is moved in: no reference-count round trip.
         Tensor& slot = node_grads[input.impl().node];
-        slot = add_gradient(slot, input_grad);
+        slot = slot.defined() ? detail::accumulate(slot, input_grad) : std::move(input_grad);
       }
     }
     if (request.observe) (*request.observe)({i, node, g, sent});

@@ -3,8 +3,10 @@
 // tensors; keeping them in the node instead of in a heap vector saves an allocation per op in
 // the forward pass and per rule in the backward sweep. Longer lists spill to a vector.
 #include <array>
-#include <initializer_list>
+#include <concepts>
 #include <span>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tapegrad/core/tensor.hpp"
@@ -16,7 +18,23 @@ class TensorList {
   static constexpr std::size_t inline_capacity = 3;
 
   TensorList() = default;
-  TensorList(std::initializer_list<Tensor> tensors) { assign(tensors.begin(), tensors.size()); }
+  // TensorList{a, b}: each tensor copied (or moved, when a temporary) straight into its slot. A
+  // constructor rather than std::initializer_list, whose elements are const and would be copied
+  // twice: each copy of a handle is an atomic increment and a later decrement, and the record
+  // path of every op and every rule passes through here.
+  template <class... Tensors>
+  requires(sizeof...(Tensors) > 0 && (std::same_as<std::remove_cvref_t<Tensors>, Tensor> && ...))
+      TensorList(
+          Tensors&&... tensors)  // NOLINT: implicit, so record(..., {x, y}, ...) reads plainly
+      : size_(sizeof...(Tensors)) {
+    if constexpr (sizeof...(Tensors) <= inline_capacity) {
+      std::size_t i = 0;
+      ((inline_[i++] = std::forward<Tensors>(tensors)), ...);
+    } else {
+      spilled_.reserve(sizeof...(Tensors));
+      (spilled_.push_back(std::forward<Tensors>(tensors)), ...);
+    }
+  }
   // Implicit, so a rule may still return a std::vector<Tensor>.
   TensorList(const std::vector<Tensor>& tensors)  // NOLINT
   {
