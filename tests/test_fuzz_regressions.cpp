@@ -161,7 +161,7 @@ TEST(IoInMemory, ReadIdxBytesMatchesReadIdx) {
     EXPECT_EQ(from_memory.shape, tapegrad::Shape({2, 3}));
     EXPECT_EQ(from_memory.shape, from_file.shape);
     EXPECT_EQ(from_memory.values, from_file.values);
-    EXPECT_EQ(from_memory.values, (std::vector<double>{1, 2, 3, 4, 5, 255}));
+    EXPECT_EQ(from_memory.values, (tapegrad::Values{1, 2, 3, 4, 5, 255}));
   }
   expect_clean_error(
       [&] {
@@ -178,7 +178,7 @@ TEST(IoInMemory, GzipMembersAndTrailingBytes) {
   const Bytes plain = idx_ubyte({5}, Bytes{9, 8, 7, 6, 5});
   const Bytes first(plain.begin(), plain.begin() + 10);  // the header and 2 elements
   const Bytes rest(plain.begin() + 10, plain.end());
-  const std::vector<double> want{9, 8, 7, 6, 5};
+  const tapegrad::Values want{9, 8, 7, 6, 5};
   const Bytes members = concat(gzip(first), gzip(rest));
   EXPECT_EQ(tapegrad::io::read_idx_bytes(members, "members.gz").values, want);
   EXPECT_EQ(tapegrad::io::read_idx_bytes(concat(members, Bytes{0, 0, 0}), "padded.gz").values,

@@ -154,7 +154,7 @@ class IdxReader : public ::testing::Test {
   fs::path dir_;
 };
 
-void expect_same_bits(const std::vector<double>& got, const std::vector<double>& want) {
+void expect_same_bits(std::span<const double> got, const std::vector<double>& want) {
   ASSERT_EQ(got.size(), want.size());
   for (std::size_t i = 0; i < got.size(); ++i) {
     EXPECT_EQ(std::bit_cast<std::uint64_t>(got[i]), std::bit_cast<std::uint64_t>(want[i]))

@@ -558,7 +558,7 @@ TEST(HeaderExampleClosedForm, CheckGradientExampleAcceptsTheCrossEntropyDerivati
 
 TEST(HeaderExampleClosedForm, RecordExampleMakesAnOpWithItsRule) {
   auto triple = [](const tapegrad::Tensor& x) {
-    std::vector<double> values = tapegrad::allocate_values("triple", x.shape());
+    tapegrad::Values values = tapegrad::allocate_values("triple", x.shape());
     for (std::size_t i = 0; i < values.size(); ++i) values[i] = 3.0 * x.values()[i];
     return tapegrad::record({"triple", "dx = 3 g"}, x.shape(), std::move(values), {x},
                             [](const tapegrad::Tensor& g, const tapegrad::Tensor&, auto) {

@@ -24,7 +24,7 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
     throw ShapeError(
         fmt::format("accumulate: gradient shapes differ ({} vs {})", a.shape(), b.shape()));
   }
-  std::vector<double> values(a.values().begin(), a.values().end());
+  Values values(a.values().begin(), a.values().end());
   const std::span<const double> bv = b.values();
   for (std::size_t i = 0; i < values.size(); ++i) values[i] += bv[i];
   return record({"accumulate", "da = g, db = g"}, a.shape(), std::move(values), {a, b},
@@ -35,7 +35,7 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
 
 Tensor copy(const Tensor& x) {
   if (!x.requires_grad()) return x.detach();
-  std::vector<double> values(x.values().begin(), x.values().end());
+  Values values(x.values().begin(), x.values().end());
   return record(
       {"copy", "dx = g"}, x.shape(), std::move(values), {x},
       [](const Tensor& g, const Tensor&, std::span<const Tensor>) { return TensorList{g}; });
@@ -52,7 +52,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
                     x.shape(), shape));
   }
   // y[i] = x[broadcast index of i]
-  std::vector<double> values = allocate_values("broadcast_to", shape);
+  Values values = allocate_values("broadcast_to", shape);
   const std::span<const double> xv = x.values();
   const auto x_strides = detail::broadcast_strides(x.shape(), shape);
   detail::for_each_broadcast(
@@ -73,7 +73,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
                     x.shape(), shape));
   }
   // y[j] = sum of x[i] over every i that broadcast_to(y) would fill from j
-  std::vector<double> values(shape.numel(), 0.0);
+  Values values(shape.numel(), 0.0);
   const std::span<const double> xv = x.values();
   const auto y_strides = detail::broadcast_strides(shape, x.shape());
   detail::for_each_broadcast(

@@ -68,7 +68,7 @@ Tensor jacobian(const TensorFunction& f, const Tensor& x) {
   const Tensor input = fresh_input(x);
   const Tensor y = f(input);
   const std::size_t n_out = y.numel(), n_in = input.numel();
-  std::vector<double> values(n_out * n_in, 0.0);
+  Values values(n_out * n_in, 0.0);
   for (std::size_t o = 0; o < n_out; ++o) {
     const Tensor row = seeded_grad(y, input, one_hot_seed(y.shape(), o))[0];
     std::copy(row.values().begin(), row.values().end(),
@@ -84,7 +84,7 @@ Tensor hessian(const TensorFunction& f, const Tensor& x) {
   const Tensor input = fresh_input(x);
   const Tensor g = recorded_gradient(f(input), input, "hessian");
   const std::size_t n = input.numel();
-  std::vector<double> values(n * n, 0.0);
+  Values values(n * n, 0.0);
   // Row i = d g_i / dx: the gradient of g seeded with e_i, swept over the recorded backward.
   for (std::size_t i = 0; i < n; ++i) {
     const Tensor row = seeded_grad(g, input, one_hot_seed(input.shape(), i))[0];

@@ -37,7 +37,7 @@ std::uint64_t Generator::below(std::uint64_t n) {
 }
 
 Tensor randn(const Shape& shape, Generator& generator) {
-  std::vector<double> values = allocate_values("randn", shape);
+  Values values = allocate_values("randn", shape);
   for (double& v : values) v = generator.normal();
   return Tensor::from_values(std::move(values), shape);
 }
@@ -49,7 +49,7 @@ Tensor uniform_tensor(std::string_view op, const Shape& shape, double low, doubl
     throw ValueError(
         fmt::format("{}: low must not exceed high (low {} vs high {})", op, low, high));
   }
-  std::vector<double> values = allocate_values(op, shape);
+  Values values = allocate_values(op, shape);
   for (double& v : values) v = low + (high - low) * generator.uniform();
   return Tensor::from_values(std::move(values), shape);
 }

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "recycler.hpp"
 #include "tapegrad/core/error.hpp"
 
 namespace tapegrad {
@@ -104,8 +105,16 @@ bool is_anomaly_enabled() {
 
 namespace detail {
 
+namespace {
+// Two chunks per thread: a tape per step of up to 512 nodes, or a tape and a nested one (the
+// gradient checks), allocate no chunk after the first step.
+using ChunkRecycler = BlockRecycler<256 * sizeof(Node), 2>;
+}  // namespace
+
 NodeStore::~NodeStore() {
   clear();
+  static_assert(chunk_nodes == 256);
+  for (std::byte* chunk : chunks_) ChunkRecycler::give(chunk);
 }
 
 const Node& NodeStore::at(std::size_t i) const {
@@ -119,13 +128,16 @@ const Node& NodeStore::at(std::size_t i) const {
 void NodeStore::push_back(Node&& node) {
   // The growth warning costs the record path nothing: it is checked in add_chunk, once a chunk.
   if (size_ == chunks_.size() * chunk_nodes) add_chunk();
-  std::byte* chunk = chunks_[size_ / chunk_nodes].get();
+  std::byte* chunk = chunks_[size_ / chunk_nodes];
   new (chunk + (size_ % chunk_nodes) * sizeof(Node)) Node(std::move(node));
   ++size_;
 }
 
 void NodeStore::add_chunk() {
-  chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(chunk_nodes * sizeof(Node)));
+  // Room first, so that push_back cannot throw and leak the chunk.
+  if (chunks_.size() == chunks_.capacity())
+    chunks_.reserve(std::max<std::size_t>(4, 2 * chunks_.size()));
+  chunks_.push_back(static_cast<std::byte*>(ChunkRecycler::take()));
   const std::size_t limit = growth_warning_nodes.load(std::memory_order_relaxed);
   if (limit == 0 || size_ < limit || sweeps_ < 2) return;
   if (growth_warned.exchange(true)) return;

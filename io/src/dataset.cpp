@@ -25,8 +25,8 @@ Dataset gather_rows(const Dataset& data, std::span<const std::size_t> indices,
                     std::string_view op) {
   const std::size_t n = data.size();
   const std::size_t f = data.features();
-  std::vector<double> images(indices.size() * f);
-  std::vector<double> labels(indices.size());
+  Values images(indices.size() * f);
+  Values labels(indices.size());
   const std::span<const double> src_images = data.images().values();
   const std::span<const double> src_labels = data.labels().values();
   for (std::size_t i = 0; i < indices.size(); ++i) {

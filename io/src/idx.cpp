@@ -204,7 +204,7 @@ bool known_type(std::uint8_t code) {
 }
 
 // Converts `count` big-endian elements of `type` at `bytes` and appends them to `out`.
-void decode(IdxType type, const unsigned char* bytes, std::size_t count, std::vector<double>& out) {
+void decode(IdxType type, const unsigned char* bytes, std::size_t count, Values& out) {
   switch (type) {
     case IdxType::UByte:
       for (std::size_t i = 0; i < count; ++i) out.push_back(bytes[i]);

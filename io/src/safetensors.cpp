@@ -139,7 +139,7 @@ class Reader {
       const std::uint64_t length = entry.end - entry.begin;
       bytes.resize(static_cast<std::size_t>(length));
       read_at(8 + header_len + entry.begin, bytes.data(), bytes.size());
-      std::vector<double> values(entry.shape.numel());
+      Values values(entry.shape.numel());
       if (entry.dtype == Dtype::F64) {
         for (std::size_t i = 0; i < values.size(); ++i) {
           std::uint64_t raw = 0;

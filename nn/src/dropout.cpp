@@ -26,7 +26,7 @@ std::string Dropout::name() const {
 Tensor Dropout::forward(const Tensor& x) {
   if (!is_training() || p_ == 0.0) return x;
   // The mask is a constant of this step: the gradient is g * mask, from mul's rule.
-  std::vector<double> mask(x.numel());
+  Values mask(x.numel());
   const double keep_scale = p_ < 1.0 ? 1.0 / (1.0 - p_) : 0.0;
   for (double& m : mask) m = generator_.uniform() >= p_ ? keep_scale : 0.0;
   return x * from_values(std::move(mask), x.shape());

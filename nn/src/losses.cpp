@@ -131,7 +131,7 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, Reduction red
   // loss = max(z, 0) - z t + ln(1 + e^-|z|): never exponentiates a large positive number.
   const auto z = logits.values();
   const auto t = target.values();
-  std::vector<double> loss(z.size());
+  Values loss(z.size());
   for (std::size_t i = 0; i < z.size(); ++i) {
     loss[i] = std::max(z[i], 0.0) - z[i] * t[i] + std::log1p(std::exp(-std::abs(z[i])));
   }
@@ -154,7 +154,7 @@ Tensor cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Red
   const std::size_t rows = logits.numel() / classes;
   const auto z = logits.values();
   const auto tv = t.values();
-  std::vector<double> loss(rows);
+  Values loss(rows);
   for (std::size_t r = 0; r < rows; ++r) {
     const double* zr = z.data() + r * classes;
     const double* tr = tv.data() + r * classes;

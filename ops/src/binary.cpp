@@ -19,10 +19,10 @@ using Grads = TensorList;
 
 // y = f(a, b) with NumPy broadcasting. Same shapes and a scalar side take plain loops.
 template <class F>
-std::vector<double> broadcast_kernel(const Tensor& a, const Tensor& b, const Shape& out, F f) {
+Values broadcast_kernel(const Tensor& a, const Tensor& b, const Shape& out, F f) {
   const std::span<const double> av = a.values();
   const std::span<const double> bv = b.values();
-  std::vector<double> y(out.numel());
+  Values y(out.numel());
   if (a.shape() == b.shape()) {
     for (std::size_t i = 0; i < y.size(); ++i) y[i] = f(av[i], bv[i]);
   } else if (b.numel() == 1 && a.shape() == out) {

@@ -24,7 +24,7 @@ Tensor one_hot(const Tensor& labels, std::int64_t classes) {
   std::vector<std::int64_t> dims = labels.shape().dims();
   dims.push_back(classes);
   Shape shape(std::move(dims));
-  std::vector<double> values = allocate_values("one_hot", shape);
+  Values values = allocate_values("one_hot", shape);
   for (std::size_t i = 0; i < lv.size(); ++i) {
     const double label = lv[i];
     if (!(label >= 0 && label < static_cast<double>(classes)) || label != std::floor(label)) {

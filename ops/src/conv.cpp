@@ -210,7 +210,7 @@ struct Workspace {
   double* pad;
 };
 Workspace workspace(const Geometry& g, bool zero_pad) {
-  thread_local std::vector<double> col, pad;
+  thread_local std::vector<double> col, pad;  // scratch, grown once per thread
   const auto need_col = static_cast<std::size_t>(g.direct() ? 0 : g.k() * g.l());
   const auto need_pad =
       static_cast<std::size_t>(padded(g) ? g.cg() * padded_h(g) * padded_w(g) : 0);
@@ -230,8 +230,8 @@ void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, con
 }
 
 // y[n, group] [O/G, Ho Wo] = w[group] [O/G, K] col [K, Ho Wo]
-std::vector<double> forward_kernel(const Geometry& g, const double* x, const double* w) {
-  std::vector<double> y(static_cast<std::size_t>(g.n * g.o * g.l()));
+Values forward_kernel(const Geometry& g, const double* x, const double* w) {
+  Values y(static_cast<std::size_t>(g.n * g.o * g.l()));
   const Workspace ws = workspace(g, true);
   for (std::int64_t n = 0; n < g.n; ++n) {
     for (std::int64_t q = 0; q < g.groups; ++q) {
@@ -245,8 +245,8 @@ std::vector<double> forward_kernel(const Geometry& g, const double* x, const dou
 }
 
 // col [K, Ho Wo] = w[group]^T [K, O/G] gy[n, group] [O/G, Ho Wo], then col2im onto dx[n, group].
-std::vector<double> input_kernel(const Geometry& g, const double* w, const double* gy) {
-  std::vector<double> dx(static_cast<std::size_t>(g.n * g.c * g.h * g.w), 0.0);
+Values input_kernel(const Geometry& g, const double* w, const double* gy) {
+  Values dx(static_cast<std::size_t>(g.n * g.c * g.h * g.w), 0.0);
   const Workspace ws = workspace(g, false);  // col2im zeroes its own padded buffer
   for (std::int64_t n = 0; n < g.n; ++n) {
     for (std::int64_t q = 0; q < g.groups; ++q) {
@@ -260,8 +260,8 @@ std::vector<double> input_kernel(const Geometry& g, const double* w, const doubl
 }
 
 // dw[group] [O/G, K] += gy[n, group] [O/G, Ho Wo] col^T [Ho Wo, K], summed over the batch.
-std::vector<double> weight_kernel(const Geometry& g, const double* x, const double* gy) {
-  std::vector<double> dw(static_cast<std::size_t>(g.o * g.k()), 0.0);
+Values weight_kernel(const Geometry& g, const double* x, const double* gy) {
+  Values dw(static_cast<std::size_t>(g.o * g.k()), 0.0);
   const Workspace ws = workspace(g, true);
   for (std::int64_t n = 0; n < g.n; ++n) {
     for (std::int64_t q = 0; q < g.groups; ++q) {
@@ -278,7 +278,7 @@ std::vector<double> weight_kernel(const Geometry& g, const double* x, const doub
 // Its rule spreads gg back over those axes.
 Tensor conv2d_bias_grad(const Tensor& g) {
   const std::int64_t n = g.shape()[0], o = g.shape()[1], l = g.shape()[2] * g.shape()[3];
-  std::vector<double> db(static_cast<std::size_t>(o), 0.0);
+  Values db(static_cast<std::size_t>(o), 0.0);
   const double* gv = g.values().data();
   for (std::int64_t b = 0; b < n; ++b) {
     for (std::int64_t c = 0; c < o; ++c) {
@@ -325,7 +325,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dO
         fmt::format("conv2d: bias must be [{}], one per output channel ({} vs weight {})", g.o,
                     bias.shape(), weight.shape()));
   }
-  std::vector<double> y = forward_kernel(g, x.values().data(), weight.values().data());
+  Values y = forward_kernel(g, x.values().data(), weight.values().data());
   const std::span<const double> bv = bias.values();
   for (std::int64_t n = 0; n < g.n; ++n) {
     for (std::int64_t o = 0; o < g.o; ++o) {

@@ -94,7 +94,7 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices,
   // x [outer, n, inner] -> y [outer, len, inner]
   const std::size_t len = idx.size();
   const std::span<const double> xv = x.values();
-  std::vector<double> y(s.outer * len * s.inner);
+  Values y(s.outer * len * s.inner);
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t j = 0; j < len; ++j) {
       const double* from = xv.data() + (o * s.n + idx[j]) * s.inner;
@@ -130,7 +130,7 @@ Tensor index_add(const Tensor& x, std::int64_t axis, const Tensor& indices, cons
   }
   const std::vector<std::size_t> idx = checked_indices("index_add", x, s.axis, indices);
   // y = x [outer, n, inner];  y[o, idx[j], i] += source[o, j, i]
-  std::vector<double> y(x.values().begin(), x.values().end());
+  Values y(x.values().begin(), x.values().end());
   const std::span<const double> sv = source.values();
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t j = 0; j < len; ++j) {
@@ -156,7 +156,7 @@ Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& indices,
   const std::vector<std::size_t> idx = checked_indices("gather", x, ax, indices);
   const std::size_t stride = x.shape().strides()[ax];
   const std::span<const double> xv = x.values();
-  std::vector<double> y(indices.numel());
+  Values y(indices.numel());
   for_each_gather(x, ax, indices,
                   [&](std::size_t p, std::size_t base) { y[p] = xv[base + idx[p] * stride]; });
   const auto a = static_cast<std::int64_t>(ax);
@@ -181,7 +181,7 @@ Tensor scatter_add(const Tensor& x, std::int64_t axis, const Tensor& indices, co
   const std::vector<std::size_t> idx = checked_indices("scatter_add", x, ax, indices);
   const std::size_t stride = x.shape().strides()[ax];
   const std::span<const double> sv = source.values();
-  std::vector<double> y(x.values().begin(), x.values().end());
+  Values y(x.values().begin(), x.values().end());
   for_each_gather(x, ax, indices,
                   [&](std::size_t p, std::size_t base) { y[base + idx[p] * stride] += sv[p]; });
   const auto a = static_cast<std::int64_t>(ax);

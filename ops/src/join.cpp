@@ -23,10 +23,9 @@ void require_nonempty(const std::vector<Tensor>& tensors, std::string_view op) {
 }
 
 // The kernel of cat and stack: every x_i seen as [outer, n_i, inner] -> y [outer, sum n_i, inner].
-std::vector<double> join_rows(const std::vector<Tensor>& tensors, std::size_t outer,
-                              std::size_t inner, const std::vector<std::size_t>& sizes,
-                              std::size_t total) {
-  std::vector<double> y(outer * total * inner);
+Values join_rows(const std::vector<Tensor>& tensors, std::size_t outer, std::size_t inner,
+                 const std::vector<std::size_t>& sizes, std::size_t total) {
+  Values y(outer * total * inner);
   for (std::size_t o = 0; o < outer; ++o) {
     double* out = y.data() + o * total * inner;
     for (std::size_t i = 0; i < tensors.size(); ++i) {

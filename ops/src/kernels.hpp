@@ -12,9 +12,9 @@ namespace tapegrad::kernels {
 
 // y[i] = f(x[i])
 template <class F>
-std::vector<double> map(const Tensor& x, F f) {
+Values map(const Tensor& x, F f) {
   const std::span<const double> xv = x.values();
-  std::vector<double> y(xv.size());
+  Values y(xv.size());
   for (std::size_t i = 0; i < xv.size(); ++i) y[i] = f(xv[i]);
   return y;
 }

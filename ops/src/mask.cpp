@@ -43,7 +43,7 @@ Tensor triangle(const Tensor& x, std::int64_t k, bool lower, std::source_locatio
   const std::size_t batch = n * m == 0 ? 0 : x.numel() / (n * m);
   const std::span<const double> xv = x.values();
   // x [batch, n, m] -> y [batch, n, m]
-  std::vector<double> y(xv.size(), 0.0);
+  Values y(xv.size(), 0.0);
   for (std::size_t b = 0; b < batch; ++b) {
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t j = 0; j < m; ++j) {
@@ -76,7 +76,7 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b,
   const std::vector<bool> c = truth_broadcast(condition, out);
   const std::span<const double> av = a.values();
   const std::span<const double> bv = b.values();
-  std::vector<double> y(out.numel());
+  Values y(out.numel());
   detail::for_each_broadcast(
       out, detail::broadcast_strides(a.shape(), out), detail::broadcast_strides(b.shape(), out),
       [&](std::size_t o, std::size_t ai, std::size_t bi) { y[o] = c[o] ? av[ai] : bv[bi]; });
@@ -98,7 +98,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value, std::sourc
   }
   const std::vector<bool> m = truth_broadcast(mask, x.shape());
   const std::span<const double> xv = x.values();
-  std::vector<double> y(xv.size());
+  Values y(xv.size());
   for (std::size_t i = 0; i < y.size(); ++i) y[i] = m[i] ? value : xv[i];
   // Filling with -inf is how attention masks logits: those infinities are asked for, so anomaly
   // mode does not report them (an inf x already held was reported by the op that made it).

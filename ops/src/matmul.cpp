@@ -31,7 +31,8 @@ Tensor matrix_product(const Tensor& a, const Tensor& b, MatmulOptions options,
         "matmul: inner dimensions differ ({}{} vs {}{}): op(a) has {} columns, op(b) has {} rows",
         a.shape(), ta ? " transposed" : "", b.shape(), tb ? " transposed" : "", k, k_b));
   }
-  std::vector<double> y(n * m, 0.0);
+  // dgemm with beta 0 writes every element; only an empty inner dimension leaves zeros to fill.
+  Values y = k > 0 ? Values(n * m) : Values(n * m, 0.0);
   if (n > 0 && m > 0 && k > 0) {
     // Row-major storage: the leading dimension of each matrix is its stored row length.
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
@@ -96,7 +97,7 @@ Tensor batched_product(const Tensor& a, const Tensor& b, MatmulOptions options, 
   // A batch of a against a single b, a untransposed: a's matrices stacked row after row are one
   // [B*n, k] matrix, so the whole batch is one dgemm (the rule keeps that for db too).
   const bool fold = !ta && batch_b.numel() == 1 && batch_a == batch;
-  std::vector<double> y(out.numel(), 0.0);
+  Values y = k > 0 ? Values(out.numel()) : Values(out.numel(), 0.0);  // as in matmul
   if (n > 0 && m > 0 && k > 0 && batch.numel() > 0) {
     const auto mat_a = static_cast<std::size_t>(a_rows * a_cols);
     const auto mat_b = static_cast<std::size_t>(b_rows * b_cols);

@@ -110,9 +110,9 @@ Windows kernel_windows(std::string_view op, const Tensor& x, const PoolArgs& a) 
 
 // x [planes, h, w] -> y [planes, rows, cols] = window sums / (count_row count_col). A window
 // with no input element (possible only at a ceil_mode edge) gives 0, as PyTorch.
-std::vector<double> window_mean_kernel(const Windows& win, std::span<const double> x) {
+Values window_mean_kernel(const Windows& win, std::span<const double> x) {
   const std::int64_t ho = win.rows.size(), wo = win.cols.size();
-  std::vector<double> y(static_cast<std::size_t>(win.planes * ho * wo), 0.0);
+  Values y(static_cast<std::size_t>(win.planes * ho * wo), 0.0);
   for (std::int64_t p = 0; p < win.planes; ++p) {
     const double* in = x.data() + p * win.h * win.w;
     double* out = y.data() + p * ho * wo;
@@ -135,9 +135,9 @@ std::vector<double> window_mean_kernel(const Windows& win, std::span<const doubl
 }
 
 // The adjoint: g [planes, rows, cols] -> dx [planes, h, w], g / divisor added over each window.
-std::vector<double> window_mean_adjoint(const Windows& win, std::span<const double> g) {
+Values window_mean_adjoint(const Windows& win, std::span<const double> g) {
   const std::int64_t ho = win.rows.size(), wo = win.cols.size();
-  std::vector<double> dx(static_cast<std::size_t>(win.planes * win.h * win.w), 0.0);
+  Values dx(static_cast<std::size_t>(win.planes * win.h * win.w), 0.0);
   for (std::int64_t p = 0; p < win.planes; ++p) {
     const double* in = g.data() + p * ho * wo;
     double* out = dx.data() + p * win.h * win.w;
@@ -191,7 +191,7 @@ using Indices = std::shared_ptr<const std::vector<std::size_t>>;
 Tensor max_pool2d_gather(const Tensor& gg, Indices idx, const Shape& g_shape);
 
 Tensor max_pool2d_backward(const Tensor& g, Indices idx, const Shape& x_shape) {
-  std::vector<double> dx(x_shape.numel(), 0.0);
+  Values dx(x_shape.numel(), 0.0);
   const std::span<const double> gv = g.values();
   for (std::size_t k = 0; k < gv.size(); ++k) dx[(*idx)[k]] += gv[k];
   return record({"max_pool2d_backward", "dg = gg gathered at the argmaxes"}, x_shape, std::move(dx),
@@ -202,7 +202,7 @@ Tensor max_pool2d_backward(const Tensor& g, Indices idx, const Shape& x_shape) {
 
 // y[k] = gg[idx[k]]
 Tensor max_pool2d_gather(const Tensor& gg, Indices idx, const Shape& g_shape) {
-  std::vector<double> y(idx->size());
+  Values y(idx->size());
   const std::span<const double> v = gg.values();
   for (std::size_t k = 0; k < y.size(); ++k) y[k] = v[(*idx)[k]];
   return record({"max_pool2d_gather", "dgg = g scatter-added to the argmaxes"}, g_shape,
@@ -229,7 +229,7 @@ Tensor max_pool2d(const Tensor& x, IntPair kernel_size, std::optional<IntPair> s
         "max_pool2d", x4,
         {kernel_size, stride.value_or(kernel_size), padding, dilation, ceil_mode, true});
     const std::int64_t ho = win.rows.size(), wo = win.cols.size();
-    std::vector<double> y(static_cast<std::size_t>(win.planes * ho * wo));
+    Values y(static_cast<std::size_t>(win.planes * ho * wo));
     auto idx = std::make_shared<std::vector<std::size_t>>(y.size());
     const std::span<const double> xv = x4.values();
     for (std::int64_t p = 0; p < win.planes; ++p) {

@@ -53,10 +53,10 @@ std::vector<std::size_t> first_extreme(std::span<const double> xv, const kernels
 }
 
 template <class Beats>
-std::vector<double> extreme_along(const Tensor& x, const kernels::AxisSplit& s, Beats beats) {
+Values extreme_along(const Tensor& x, const kernels::AxisSplit& s, Beats beats) {
   const std::span<const double> xv = x.values();
   const std::vector<std::size_t> at = first_extreme(xv, s, beats);
-  std::vector<double> y(at.size());
+  Values y(at.size());
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t i = 0; i < s.inner; ++i) {
       y[o * s.inner + i] = xv[(o * s.n + at[o * s.inner + i]) * s.inner + i];
@@ -66,7 +66,7 @@ std::vector<double> extreme_along(const Tensor& x, const kernels::AxisSplit& s, 
 }
 
 template <class Beats>
-std::vector<double> arg_extreme_along(const Tensor& x, const kernels::AxisSplit& s, Beats beats) {
+Values arg_extreme_along(const Tensor& x, const kernels::AxisSplit& s, Beats beats) {
   const std::vector<std::size_t> at = first_extreme(x.values(), s, beats);
   return {at.begin(), at.end()};
 }
@@ -77,7 +77,7 @@ std::vector<double> arg_extreme_along(const Tensor& x, const kernels::AxisSplit&
 Tensor extreme_weights(const Tensor& x, const Tensor& y, const kernels::AxisSplit& s) {
   const std::span<const double> xv = x.values();
   const std::span<const double> yv = y.values();
-  std::vector<double> w(xv.size(), 0.0);
+  Values w(xv.size(), 0.0);
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t i = 0; i < s.inner; ++i) {
       const double m = yv[o * s.inner + i];
@@ -113,9 +113,9 @@ double degrees_of_freedom(std::string_view op, const Shape& shape, std::string_v
 
 // sum_k (x_k - mean)^2 / dof along each line, two passes (mean first: no cancellation).
 // x [outer, n, inner] -> [outer, inner]
-std::vector<double> line_variance(const Tensor& x, const kernels::AxisSplit& s, double dof) {
+Values line_variance(const Tensor& x, const kernels::AxisSplit& s, double dof) {
   const std::span<const double> xv = x.values();
-  std::vector<double> mean(s.outer * s.inner, 0.0), y(s.outer * s.inner, 0.0);
+  Values mean(s.outer * s.inner, 0.0), y(s.outer * s.inner, 0.0);
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t k = 0; k < s.n; ++k) {
       for (std::size_t i = 0; i < s.inner; ++i)
@@ -158,7 +158,7 @@ Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim, std::source_locatio
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "sum");
   // x [outer, n, inner] -> y [outer, inner]
   const std::span<const double> xv = x.values();
-  std::vector<double> y(s.outer * s.inner, 0.0);
+  Values y(s.outer * s.inner, 0.0);
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t k = 0; k < s.n; ++k) {
       const double* row = xv.data() + (o * s.n + k) * s.inner;
@@ -309,7 +309,7 @@ Tensor std_dev(const Tensor& x, std::int64_t axis, double correction, bool keepd
   kernels::require_nonempty_axis(x.shape(), s, "std_dev");
   const double dof =
       degrees_of_freedom("std_dev", x.shape(), fmt::format("axis {}", s.axis), s.n, correction);
-  std::vector<double> y = line_variance(x, s, dof);
+  Values y = line_variance(x, s, dof);
   for (double& v : y) v = std::sqrt(v);
   const std::size_t a = s.axis;
   return record(

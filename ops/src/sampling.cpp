@@ -24,8 +24,8 @@ Tensor multinomial(const Tensor& weights, std::int64_t num_samples, Generator& g
   const std::size_t rows = weights.rank() == 2 ? weights.shape()[0] : 1;
   const auto draws = static_cast<std::size_t>(num_samples);
   const auto w = weights.values();
-  std::vector<double> out(rows * draws);
-  std::vector<double> row(k);
+  Values out(rows * draws);
+  Values row(k);
   for (std::size_t r = 0; r < rows; ++r) {
     std::size_t nonzero = 0;
     for (std::size_t j = 0; j < k; ++j) {

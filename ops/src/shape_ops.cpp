@@ -58,7 +58,7 @@ std::size_t normalize_axis_scalar_ok(const Shape& shape, std::int64_t axis, std:
 // Same values in a new shape: the kernel of squeeze, unsqueeze and flatten, each its own node so
 // the tape names the op the user called.
 Tensor with_shape(const OpInfo& op, const Tensor& x, Shape shape, std::source_location where) {
-  std::vector<double> values(x.values().begin(), x.values().end());
+  Values values(x.values().begin(), x.values().end());
   return record(
       op, std::move(shape), std::move(values), {x},
       [](const Tensor& g, const Tensor&, Inputs in) {
@@ -74,10 +74,10 @@ std::int64_t slice_length(std::int64_t start, std::int64_t stop, std::int64_t st
 
 // x seen as [outer, n, inner] around `axis` -> y [outer, m, inner] with
 // y[o, k, i] = x[o, start + k step, i].
-std::vector<double> gather_axis(const Tensor& x, const kernels::AxisSplit& s, std::size_t start,
-                                std::size_t m, std::size_t step) {
+Values gather_axis(const Tensor& x, const kernels::AxisSplit& s, std::size_t start, std::size_t m,
+                   std::size_t step) {
   const std::span<const double> xv = x.values();
-  std::vector<double> y(s.outer * m * s.inner);
+  Values y(s.outer * m * s.inner);
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t k = 0; k < m; ++k) {
       const double* from = xv.data() + (o * s.n + start + k * step) * s.inner;
@@ -97,7 +97,7 @@ Shape with_axis_size(const Shape& shape, std::size_t axis, std::int64_t size) {
 Tensor reshape(const Tensor& x, std::vector<std::int64_t> dims, std::source_location where) {
   Shape target = infer_shape(x.shape(), std::move(dims));
   if (target == x.shape()) return x;
-  std::vector<double> values(x.values().begin(), x.values().end());
+  Values values(x.values().begin(), x.values().end());
   return record(
       {"reshape", "dx = reshape(g, x.shape)"}, std::move(target), std::move(values), {x},
       [](const Tensor& g, const Tensor&, Inputs in) {
@@ -117,7 +117,7 @@ Tensor transpose(const Tensor& x, std::int64_t axis_a, std::int64_t axis_b,
   std::vector<std::size_t> strides = x.shape().strides();
   std::swap(strides[a], strides[b]);
   const std::span<const double> xv = x.values();
-  std::vector<double> y(out.numel());
+  Values y(out.numel());
   detail::for_each_broadcast(out, strides, strides,
                              [&](std::size_t o, std::size_t xi, std::size_t) { y[o] = xv[xi]; });
   return record(
@@ -215,7 +215,7 @@ Tensor permute(const Tensor& x, std::vector<std::int64_t> dims, std::source_loca
   Shape out(std::move(out_dims));
   // Walk the result in order, reading x through its permuted strides.
   const std::span<const double> xv = x.values();
-  std::vector<double> y(out.numel());
+  Values y(out.numel());
   detail::for_each_broadcast(out, strides, strides,
                              [&](std::size_t o, std::size_t xi, std::size_t) { y[o] = xv[xi]; });
   return record(
@@ -254,7 +254,7 @@ Tensor expand(const Tensor& x, std::vector<std::int64_t> shape, std::source_loca
                     x.shape(), target));
   }
   // y[i] = x[broadcast index of i]
-  std::vector<double> y(target.numel());
+  Values y(target.numel());
   const std::span<const double> xv = x.values();
   const auto x_strides = detail::broadcast_strides(x.shape(), target);
   detail::for_each_broadcast(target, x_strides, x_strides,
@@ -363,7 +363,7 @@ Tensor slice_backward(const Tensor& g, const Shape& input_shape, std::int64_t ax
   }
   // y [outer, n, inner] = 0; y[o, start + k step, i] = g[o, k, i]
   const std::span<const double> gv = g.values();
-  std::vector<double> y(input_shape.numel(), 0.0);
+  Values y(input_shape.numel(), 0.0);
   const auto mm = static_cast<std::size_t>(m);
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t k = 0; k < mm; ++k) {

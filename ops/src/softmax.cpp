@@ -25,8 +25,8 @@ using Grads = TensorList;
 // log is -inf, and a +inf element makes the sum, and the log, +inf.
 // x [outer, n, inner] -> max, sum_exp [outer, inner]
 template <class Shift>
-void line_max_and_sum_exp(std::span<const double> x, const kernels::AxisSplit& s,
-                          std::vector<double>& max, std::vector<double>& sum_exp, Shift shift) {
+void line_max_and_sum_exp(std::span<const double> x, const kernels::AxisSplit& s, Values& max,
+                          Values& sum_exp, Shift shift) {
   max.assign(s.outer * s.inner, -INFINITY);
   sum_exp.assign(s.outer * s.inner, 0.0);
   for (std::size_t o = 0; o < s.outer; ++o) {
@@ -58,9 +58,9 @@ Tensor softmax(const Tensor& x, std::int64_t axis, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "softmax");
   kernels::require_nonempty_axis(x.shape(), s, "softmax");
   const std::span<const double> xv = x.values();
-  std::vector<double> max, sum_exp;
+  Values max, sum_exp;
   line_max_and_sum_exp(xv, s, max, sum_exp, by_max);
-  std::vector<double> y(xv.size());
+  Values y(xv.size());
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t k = 0; k < s.n; ++k) {
       for (std::size_t i = 0; i < s.inner; ++i) {
@@ -82,9 +82,9 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis, std::source_location wher
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "log_softmax");
   kernels::require_nonempty_axis(x.shape(), s, "log_softmax");
   const std::span<const double> xv = x.values();
-  std::vector<double> max, sum_exp;
+  Values max, sum_exp;
   line_max_and_sum_exp(xv, s, max, sum_exp, by_max);
-  std::vector<double> y(xv.size());
+  Values y(xv.size());
   for (std::size_t o = 0; o < s.outer; ++o) {
     for (std::size_t k = 0; k < s.n; ++k) {
       for (std::size_t i = 0; i < s.inner; ++i) {
@@ -103,9 +103,9 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis, std::source_location wher
 Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "logsumexp");
   kernels::require_nonempty_axis(x.shape(), s, "logsumexp");
-  std::vector<double> max, sum_exp;
+  Values max, sum_exp;
   line_max_and_sum_exp(x.values(), s, max, sum_exp, by_finite_max);
-  std::vector<double> y(max.size());
+  Values y(max.size());
   for (std::size_t j = 0; j < y.size(); ++j) y[j] = by_finite_max(max[j]) + std::log(sum_exp[j]);
   const std::size_t a = s.axis;
   return record(

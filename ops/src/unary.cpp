@@ -132,7 +132,7 @@ Tensor sigmoid_backward(const Tensor& g, const Tensor& y) {
   check_same_shape("sigmoid_backward", g, y, "y");
   const auto gv = g.values();
   const auto yv = y.values();
-  std::vector<double> z(gv.size());
+  Values z(gv.size());
   for (std::size_t i = 0; i < z.size(); ++i) z[i] = gv[i] * yv[i] * (1.0 - yv[i]);
   return record({"sigmoid_backward", "dg = g2 * y * (1 - y), dy = g2 * g * (1 - 2 y)"}, g.shape(),
                 std::move(z), {g, y}, [](const Tensor& g2, const Tensor&, Inputs in) {
@@ -150,7 +150,7 @@ Tensor gelu_backward(const Tensor& g, const Tensor& x) {
   check_same_shape("gelu_backward", g, x, "x");
   const auto gv = g.values();
   const auto xv = x.values();
-  std::vector<double> z(gv.size());
+  Values z(gv.size());
   for (std::size_t i = 0; i < z.size(); ++i) {
     const double v = xv[i];
     const double cdf = 0.5 * (1.0 + std::erf(v * inv_sqrt2));
@@ -173,7 +173,7 @@ Tensor tanh_backward(const Tensor& g, const Tensor& y) {
   check_same_shape("tanh_backward", g, y, "y");
   const auto gv = g.values();
   const auto yv = y.values();
-  std::vector<double> z(gv.size());
+  Values z(gv.size());
   for (std::size_t i = 0; i < z.size(); ++i) z[i] = gv[i] * (1.0 - yv[i] * yv[i]);
   return record({"tanh_backward", "dg = g2 * (1 - y^2), dy = -2 g2 g y"}, g.shape(), std::move(z),
                 {g, y}, [](const Tensor& g2, const Tensor&, Inputs in) {
@@ -189,7 +189,7 @@ Tensor relu_backward(const Tensor& g, const Tensor& x) {
   check_same_shape("relu_backward", g, x, "x");
   const auto gv = g.values();
   const auto xv = x.values();
-  std::vector<double> z(gv.size());
+  Values z(gv.size());
   for (std::size_t i = 0; i < z.size(); ++i) z[i] = xv[i] > 0.0 ? gv[i] : 0.0;
   return record(
       {"relu_backward", "dg = g2 * [x > 0]"}, g.shape(), std::move(z), {g, x},

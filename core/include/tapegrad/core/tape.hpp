@@ -17,6 +17,7 @@
 //
 // Tapes nest: the innermost live one records. A tensor computed on a tape keeps its value after
 // the tape is cleared or destroyed, but differentiating through it is then an AutogradError.
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -27,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "tapegrad/core/tensor.hpp"
@@ -89,10 +91,12 @@ class NodeStore {
   static constexpr std::size_t chunk_nodes = 256;
   void add_chunk();  // a new chunk, and the growth warning's check
   Node& slot(std::size_t i) const {
-    return std::launder(reinterpret_cast<Node*>(chunks_[i / chunk_nodes].get()))[i % chunk_nodes];
+    return std::launder(reinterpret_cast<Node*>(chunks_[i / chunk_nodes]))[i % chunk_nodes];
   }
 
-  std::vector<std::unique_ptr<std::byte[]>> chunks_;  // raw storage for chunk_nodes Nodes each
+  // Raw storage for chunk_nodes Nodes each, from a per-thread recycler: a fresh tape per step
+  // reuses the chunks of the last one instead of allocating (and freeing) 47 KB every step.
+  std::vector<std::byte*> chunks_;
   std::size_t size_ = 0;
   std::size_t sweeps_ = 0;
 };
@@ -212,7 +216,7 @@ void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, con
 // `std::source_location where = std::source_location::current()` and passes it on):
 // ```cpp
 // auto triple = [](const tapegrad::Tensor& x) {
-//   std::vector<double> values = tapegrad::allocate_values("triple", x.shape());
+//   tapegrad::Values values = tapegrad::allocate_values("triple", x.shape());
 //   for (std::size_t i = 0; i < values.size(); ++i) values[i] = 3.0 * x.values()[i];
 //   return tapegrad::record({"triple", "dx = 3 g"}, x.shape(), std::move(values), {x},
 //                           [](const tapegrad::Tensor& g, const tapegrad::Tensor&, auto) {
@@ -222,14 +226,23 @@ void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, con
 // const tapegrad::Tensor y = triple(tapegrad::tensor({1.0, 2.0}));
 // ```
 template <class RuleFn>
-Tensor record(const OpInfo& op, Shape shape, std::vector<double> values, TensorList inputs,
-              RuleFn&& rule, std::source_location where = std::source_location::current()) {
+Tensor record(const OpInfo& op, Shape shape, Values values, TensorList inputs, RuleFn&& rule,
+              std::source_location where = std::source_location::current()) {
   Tensor result = Tensor::from_values(std::move(values), std::move(shape));
   if (is_anomaly_enabled()) detail::check_forward_anomaly(op, inputs, result, where);
   if (detail::should_record(op.name, inputs)) {
     detail::push_node(op, std::move(inputs), result, Rule(std::forward<RuleFn>(rule)), where);
   }
   return result;
+}
+// The same with the values in a std::vector<double> (copied into Values): custom ops written
+// before Values existed keep compiling; tapegrad's own ops allocate Values and skip the copy.
+template <class Vector, class RuleFn>
+requires std::same_as<std::remove_cvref_t<Vector>, std::vector<double>> Tensor
+record(const OpInfo& op, Shape shape, Vector&& values, TensorList inputs, RuleFn&& rule,
+       std::source_location where = std::source_location::current()) {
+  return record(op, std::move(shape), Values(values.begin(), values.end()), std::move(inputs),
+                std::forward<RuleFn>(rule), where);
 }
 
 }  // namespace tapegrad

@@ -9,12 +9,18 @@
 //   - a result recorded on a Tape: made by an op while a tape was recording and some input
 //     required grad. It remembers its node; gradients flow through it to the leaves.
 // Tensors computed with no tape recording (evaluation, no-grad scopes) are constant leaves.
+#include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <memory>
+#include <new>
 #include <span>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -26,11 +32,54 @@ namespace tapegrad {
 class Tensor;
 
 namespace detail {
+// Where tensor values live (see Values). A training step frees what the step before allocated,
+// in the same sizes: buffers of up to 256 bytes (scalars, small vectors) come from per-thread free
+// lists, buffers of 64 KiB and more from a per-thread cache of freed buffers of the same size
+// (at most 256 MiB held per thread), so a step neither calls malloc for its scalars nor page-faults
+// its large buffers in again after glibc gave them back to the system. Under AddressSanitizer
+// every buffer is a fresh heap block.
+void* take_value_buffer(std::size_t bytes);  // throws std::bad_alloc
+void give_value_buffer(void* pointer, std::size_t bytes) noexcept;
+
+template <class T>
+struct ValueAllocator {
+  using value_type = T;
+  ValueAllocator() = default;
+  template <class U>
+  ValueAllocator(const ValueAllocator<U>&) noexcept {}  // NOLINT: rebinding
+  T* allocate(std::size_t n) {
+    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(take_value_buffer(n * sizeof(T)));
+  }
+  void deallocate(T* pointer, std::size_t n) noexcept { give_value_buffer(pointer, n * sizeof(T)); }
+  // Default-initialisation, so that Values(n) leaves the doubles unset (as new double[n]): a
+  // kernel that writes every element does not pay for zero-filling first.
+  template <class U>
+  void construct(U* pointer) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(pointer)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* pointer, Args&&... args) {
+    ::new (static_cast<void*>(pointer)) U(std::forward<Args>(args)...);
+  }
+  template <class U>
+  bool operator==(const ValueAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+}  // namespace detail
+
+// A tensor's values: a std::vector<double> whose memory comes from tapegrad's per-thread buffer
+// cache. One difference from std::vector<double>: `Values v(n)` (and `v.resize(n)`) leave the new
+// elements unset; write `Values v(n, 0.0)` for zeros. Kernels allocate with allocate_values.
+using Values = std::vector<double, detail::ValueAllocator<double>>;
+
+namespace detail {
 struct TapeState;
 
 struct TensorImpl {
   Shape shape;
-  std::vector<double> values;  // row-major, shape.numel() elements
+  Values values;  // row-major, shape.numel() elements
   bool requires_grad = false;
   // Leaves only: the accumulated gradient, null until a backward reaches this leaf.
   std::shared_ptr<TensorImpl> grad;
@@ -82,7 +131,13 @@ class Tensor {
   explicit Tensor(std::shared_ptr<detail::TensorImpl> impl) : impl_(std::move(impl)) {}
 
   // A leaf holding `values` with `shape`; throws ShapeError if the counts differ.
-  static Tensor from_values(std::vector<double> values, Shape shape);
+  static Tensor from_values(Values values, Shape shape);
+  // The same from a std::vector<double> (copied into Values).
+  template <class Vector>
+  requires std::same_as<std::remove_cvref_t<Vector>, std::vector<double>>
+  static Tensor from_values(Vector&& values, Shape shape) {
+    return from_values(Values(values.begin(), values.end()), std::move(shape));
+  }
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const { return impl().shape; }
@@ -137,7 +192,9 @@ class Tensor {
 // is an AllocationError naming `op`, the shape and the bytes asked for, never a bare
 // std::bad_alloc:
 //   "zeros: out of memory allocating 68719476736 bytes (64 GiB) for a tensor of shape [8589934592]"
-std::vector<double> allocate_values(std::string_view op, const Shape& shape, double fill = 0.0);
+Values allocate_values(std::string_view op, const Shape& shape, double fill = 0.0);
+// The same with the elements unset, for a kernel that writes every one of them before any read.
+Values allocate_values_for_overwrite(std::string_view op, const Shape& shape);
 
 // Factories. Each returns a leaf with requires_grad false; chain .requires_grad_() for parameters:
 // ```cpp
@@ -149,7 +206,12 @@ Tensor zeros(const Shape& shape);
 Tensor ones(const Shape& shape);
 Tensor full(const Shape& shape, double value);
 Tensor scalar(double value);  // shape []
-Tensor from_values(std::vector<double> values, const Shape& shape);
+Tensor from_values(Values values, const Shape& shape);
+template <class Vector>
+requires std::same_as<std::remove_cvref_t<Vector>, std::vector<double>> Tensor
+from_values(Vector&& values, const Shape& shape) {
+  return Tensor::from_values(std::forward<Vector>(values), shape);
+}
 // One number of a 1-D tensor literal. A class rather than double on purpose: it makes
 // tensor({{0.0}, {1.0}}) (one column) choose the rows overload instead of being ambiguous.
 struct Element {

@@ -46,7 +46,7 @@ std::size_t idx_element_size(IdxType type);
 struct IdxData {
   IdxType type = IdxType::UByte;
   Shape shape;
-  std::vector<double> values;  // shape.numel() elements
+  Values values;  // shape.numel() elements
 };
 
 // Default upper bound on the element count of one IDX file: 2^28 elements, i.e. 2 GiB of
