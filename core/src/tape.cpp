@@ -125,14 +125,6 @@ const Node& NodeStore::at(std::size_t i) const {
   return slot(i);
 }
 
-void NodeStore::push_back(Node&& node) {
-  // The growth warning costs the record path nothing: it is checked in add_chunk, once a chunk.
-  if (size_ == chunks_.size() * chunk_nodes) add_chunk();
-  std::byte* chunk = chunks_[size_ / chunk_nodes];
-  new (chunk + (size_ % chunk_nodes) * sizeof(Node)) Node(std::move(node));
-  ++size_;
-}
-
 void NodeStore::add_chunk() {
   // Room first, so that push_back cannot throw and leak the chunk.
   if (chunks_.size() == chunks_.capacity())
@@ -198,7 +190,7 @@ bool should_record(std::string_view op, std::span<const Tensor> inputs) {
   return any_requires_grad;
 }
 
-void push_node(const OpInfo& op, TensorList inputs, const Tensor& result, Rule rule,
+void push_node(const OpInfo& op, TensorList&& inputs, const Tensor& result, Rule&& rule,
                std::source_location where) {
   TapeState& state = *current_tape->state();
   TensorImpl& impl = result.impl();
@@ -207,8 +199,8 @@ void push_node(const OpInfo& op, TensorList inputs, const Tensor& result, Rule r
   impl.stamp = state.stamp;
   impl.node = state.nodes.size();
   impl.op = op.name;
-  state.nodes.push_back(
-      Node{op.name, op.rule_text, where, std::move(inputs), result, std::move(rule), Tensor()});
+  state.nodes.emplace_back(op.name, op.rule_text, where, std::move(inputs), result, std::move(rule),
+                           Tensor());
 }
 
 void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, const Tensor& result,

@@ -18,11 +18,9 @@ Tensor Tensor::from_values(Values values, Shape shape) {
   }
   // Impls come from this thread's recycled blocks (recycler.hpp): one per op and per gradient,
   // freed again within the step. 32768 blocks of ~170 bytes: at most ~5.5 MB kept per thread.
-  auto impl = std::allocate_shared<detail::TensorImpl>(
-      detail::RecyclingAllocator<detail::TensorImpl, 32768>());
-  impl->shape = std::move(shape);
-  impl->values = std::move(values);
-  return Tensor(std::move(impl));
+  return Tensor(std::allocate_shared<detail::TensorImpl>(
+      detail::RecyclingAllocator<detail::TensorImpl, 32768>(), std::move(shape),
+      std::move(values)));
 }
 
 detail::TensorImpl& Tensor::impl() const {

@@ -79,7 +79,17 @@ class NodeStore {
   Node& operator[](std::size_t i) { return slot(i); }
   const Node& operator[](std::size_t i) const { return slot(i); }
   const Node& at(std::size_t i) const;
-  void push_back(Node&& node);
+  void push_back(Node&& node) { emplace_back(std::move(node)); }
+  // Builds the node in its slot (Node's aggregate initialisation from `fields`), with no
+  // temporary Node to move from and destroy.
+  template <class... Fields>
+  void emplace_back(Fields&&... fields) {
+    // The growth warning costs the record path nothing: it is checked in add_chunk, once a chunk.
+    if (size_ == chunks_.size() * chunk_nodes) add_chunk();
+    std::byte* chunk = chunks_[size_ / chunk_nodes];
+    new (chunk + (size_ % chunk_nodes) * sizeof(Node)) Node{std::forward<Fields>(fields)...};
+    ++size_;
+  }
   void clear();
   // Counts a backward sweep over these nodes; clear() resets the count. A tape that has been
   // swept more than once and keeps growing is a training loop inside one Tape (see
@@ -204,7 +214,7 @@ namespace detail {
 // or destroyed, or if it belongs to another tape.
 bool should_record(std::string_view op, std::span<const Tensor> inputs);
 // Appends a node whose result is `result` and marks `result` as recorded.
-void push_node(const OpInfo& op, TensorList inputs, const Tensor& result, Rule rule,
+void push_node(const OpInfo& op, TensorList&& inputs, const Tensor& result, Rule&& rule,
                std::source_location where);
 // Anomaly mode's forward check: throws AnomalyError if `result` holds a NaN or an infinity.
 void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, const Tensor& result,
