@@ -140,8 +140,8 @@ void Optimizer::step() {
     const Tensor& p = parameters_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;  // no backward reached this parameter: leave it (and its state)
-    std::vector<double>& out = new_values_[i];
-    out.resize(p.numel());
+    Values& out = new_values_[i];
+    out.resize(p.numel());  // unset elements: update() writes every one
     update(i, p.values(), g.values(), out);
     const std::size_t bad = first_non_finite(out);
     if (bad != out.size()) throw_non_finite(i, bad);
@@ -150,7 +150,8 @@ void Optimizer::step() {
     Tensor& p = parameters_[i];
     if (!p.grad().defined()) continue;
     commit(i);
-    std::copy(new_values_[i].begin(), new_values_[i].end(), p.mutable_values().begin());
+    p.mutable_values();  // a parameter is a leaf; this is where that is checked
+    std::swap(p.impl().values, new_values_[i]);
   }
 }
 

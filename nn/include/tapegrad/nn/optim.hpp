@@ -21,6 +21,9 @@
 // with eps = 0), it throws ValueError naming the parameter (its name when the optimizer was given
 // model->named_parameters(), else its index), its shape and the first bad element, and leaves
 // every parameter and all optimizer state (moments, momentum buffers, step counts) unchanged.
+// The new values are then swapped in, buffer for buffer, rather than copied: every handle to a
+// parameter sees them, but a span taken from values() before step() still shows the old ones
+// (take spans after step(), as after any op).
 //
 // Every option must be finite and in its range (below), or the constructor throws ValueError
 // naming it. Each tensor may appear once in the parameter list (ValueError otherwise: it would be
@@ -101,7 +104,9 @@ class Optimizer {
   std::vector<std::string> names_;
   double lr_;
   std::string name_;
-  std::vector<std::vector<double>> new_values_;  // update()'s `out` per parameter, reused
+  // update()'s `out` per parameter; after step() it holds the previous values' buffer, which the
+  // next step() overwrites (no allocation, no copy back).
+  std::vector<Values> new_values_;
 };
 
 struct SGDOptions {
