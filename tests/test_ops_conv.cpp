@@ -332,10 +332,22 @@ TEST(TorchParity, Conv2dRandomShapes) {
          normal({cout, cin / groups, kernel.h, kernel.w}, 8000 + k), normal({cout}, 9000 + k)},
         [o](Span x) { return Outputs{conv2d(x[0], x[1], x[2], o)}; });
   }
+  // Batches whose column matrices do not fit one product (conv.cpp puts about 8 MB of them side
+  // by side per dgemm): 2 samples per product here, so 3 samples make a full chunk and a partial
+  // one, with groups and with a stride.
+  oracle.add("conv2d, 2 + 1 samples per product, groups 2",
+             "F.conv2d(x0, x1, x2, padding=(2, 2), groups=2)",
+             {normal({3, 32, 32, 32}, 9500), normal({8, 16, 5, 5}, 9501), normal({8}, 9502)},
+             [](Span x) { return Outputs{conv2d(x[0], x[1], x[2], {.padding = 2, .groups = 2})}; });
+  oracle.add("conv2d, 2 + 1 samples per product, stride 2",
+             "F.conv2d(x0, x1, None, stride=(1, 2), padding=(2, 1))",
+             {normal({3, 20, 40, 56}, 9600), normal({6, 20, 4, 5}, 9601)}, [](Span x) {
+               return Outputs{conv2d(x[0], x[1], Tensor(), {.stride = {1, 2}, .padding = {2, 1}})};
+             });
   const auto r = oracle.run(1e-12);
   if (r.skipped) GTEST_SKIP() << r.report;
   EXPECT_TRUE(r.passed) << r.report;
-  EXPECT_EQ(r.cases, 36u);
+  EXPECT_EQ(r.cases, 38u);
   std::printf("conv2d parity: %s", r.report.c_str());
 }
 

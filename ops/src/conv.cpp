@@ -134,7 +134,8 @@ bool padded(const Geometry& g) {
 // so that every row of col is a plain copy with no bounds test: im2col is memory traffic, and
 // branches in its short rows (Wo elements) cost as much as the copy.
 // `scratch` holds cg hp wp doubles whose border the caller has zeroed (it is never written here).
-void im2col(const double* x, const Geometry& g, double* col, double* scratch) {
+// Rows of col are `ld` apart (ld >= Ho Wo: the column matrices of a chunk of samples side by side).
+void im2col(const double* x, const Geometry& g, double* col, double* scratch, std::int64_t ld) {
   const std::int64_t hp = padded_h(g), wp = padded_w(g);
   const double* src = x;
   if (padded(g)) {
@@ -150,7 +151,7 @@ void im2col(const double* x, const Geometry& g, double* col, double* scratch) {
   for (std::int64_t c = 0; c < g.cg(); ++c) {
     for (std::int64_t a = 0; a < g.kh; ++a) {
       for (std::int64_t e = 0; e < g.kw; ++e) {
-        double* row = col + ((c * g.kh + a) * g.kw + e) * g.l();
+        double* row = col + ((c * g.kh + a) * g.kw + e) * ld;
         for (std::int64_t i = 0; i < g.ho; ++i) {
           const double* in = src + (c * hp + i * g.sh + a * g.dh) * wp + e * g.dw;
           double* out = row + i * g.wo;
@@ -167,8 +168,8 @@ void im2col(const double* x, const Geometry& g, double* col, double* scratch) {
 
 // The adjoint of im2col: adds each column entry back onto the input element it was read from
 // (into the zero-bordered scratch when padded, whose interior is then added onto x).
-// `scratch` holds cg hp wp doubles (any values).
-void col2im(const double* col, const Geometry& g, double* x, double* scratch) {
+// `scratch` holds cg hp wp doubles (any values). Rows of col are `ld` apart, as in im2col.
+void col2im(const double* col, const Geometry& g, double* x, double* scratch, std::int64_t ld) {
   const std::int64_t hp = padded_h(g), wp = padded_w(g);
   double* dst = x;
   if (padded(g)) {
@@ -178,7 +179,7 @@ void col2im(const double* col, const Geometry& g, double* x, double* scratch) {
   for (std::int64_t c = 0; c < g.cg(); ++c) {
     for (std::int64_t a = 0; a < g.kh; ++a) {
       for (std::int64_t e = 0; e < g.kw; ++e) {
-        const double* row = col + ((c * g.kh + a) * g.kw + e) * g.l();
+        const double* row = col + ((c * g.kh + a) * g.kw + e) * ld;
         for (std::int64_t i = 0; i < g.ho; ++i) {
           const double* in = row + i * g.wo;
           double* out = dst + (c * hp + i * g.sh + a * g.dh) * wp + e * g.dw;
@@ -201,23 +202,40 @@ void col2im(const double* col, const Geometry& g, double* x, double* scratch) {
   }
 }
 
-// Per-thread working memory of the lowering (the column matrix and the padded sample), kept
-// between calls and grown as needed: a training step makes the same convolutions every step, and
-// allocating and zeroing ~1 MB per call showed in profiles. Never shrinks (memory stays flat
-// over steps). No kernel calls another op while it holds these.
+// Per-thread working memory of the lowering (the column matrix of a chunk of samples, the padded
+// sample, and a chunk of outputs or output gradients laid out [O/G, chunk Ho Wo]), kept between
+// calls and grown as needed: a training step makes the same convolutions every step, and
+// allocating and zeroing ~1 MB per call showed in profiles. Never shrinks (memory stays flat over
+// steps). No kernel calls another op while it holds these.
 struct Workspace {
   double* col;
   double* pad;
+  double* stage;
+  std::int64_t chunk;  // samples per product
 };
+
+// Samples whose column matrices go side by side into one product: a few small products per sample
+// keep OpenBLAS's second thread waiting (W6's products were at 48-64% of the same dgemm calls); one
+// product over a chunk of samples is wider and runs at BLAS speed. The chunk's column matrix is
+// kept near 8 MB.
+std::int64_t samples_per_product(const Geometry& g) {
+  if (g.direct() || g.n == 0) return 1;
+  constexpr std::int64_t budget = std::int64_t{1} << 20;  // doubles
+  return std::clamp<std::int64_t>(budget / std::max<std::int64_t>(1, g.k() * g.l()), 1, g.n);
+}
+
 Workspace workspace(const Geometry& g, bool zero_pad) {
-  thread_local std::vector<double> col, pad;  // scratch, grown once per thread
-  const auto need_col = static_cast<std::size_t>(g.direct() ? 0 : g.k() * g.l());
+  thread_local std::vector<double> col, pad, stage;  // scratch, grown once per thread
+  const std::int64_t chunk = samples_per_product(g);
+  const auto need_col = static_cast<std::size_t>(g.direct() ? 0 : g.k() * g.l() * chunk);
   const auto need_pad =
       static_cast<std::size_t>(padded(g) ? g.cg() * padded_h(g) * padded_w(g) : 0);
+  const auto need_stage = static_cast<std::size_t>(g.direct() ? 0 : g.og() * g.l() * chunk);
   if (col.size() < need_col) col.resize(need_col);
   if (pad.size() < need_pad) pad.resize(need_pad);
+  if (stage.size() < need_stage) stage.resize(need_stage);
   if (zero_pad) std::fill(pad.begin(), pad.begin() + static_cast<std::ptrdiff_t>(need_pad), 0.0);
-  return {col.data(), pad.data()};
+  return {col.data(), pad.data(), stage.data(), chunk};
 }
 
 void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
@@ -229,46 +247,103 @@ void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, con
               static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-// y[n, group] [O/G, Ho Wo] = w[group] [O/G, K] col [K, Ho Wo]
+// Between a [N, O, Ho Wo] tensor's group q of samples n0 .. n0 + count and the chunk layout
+// [O/G, count Ho Wo] of the products: to_chunk gathers, from_chunk scatters.
+void to_chunk(const Geometry& g, const double* t, std::int64_t q, std::int64_t n0,
+              std::int64_t count, double* stage) {
+  const std::int64_t l = g.l(), ld = count * l;
+  for (std::int64_t s = 0; s < count; ++s) {
+    for (std::int64_t o = 0; o < g.og(); ++o) {
+      const double* from = t + ((n0 + s) * g.o + q * g.og() + o) * l;
+      std::copy(from, from + l, stage + o * ld + s * l);
+    }
+  }
+}
+void from_chunk(const Geometry& g, const double* stage, std::int64_t q, std::int64_t n0,
+                std::int64_t count, double* t) {
+  const std::int64_t l = g.l(), ld = count * l;
+  for (std::int64_t s = 0; s < count; ++s) {
+    for (std::int64_t o = 0; o < g.og(); ++o) {
+      const double* from = stage + o * ld + s * l;
+      std::copy(from, from + l, t + ((n0 + s) * g.o + q * g.og() + o) * l);
+    }
+  }
+}
+
+// y[n, group] [O/G, Ho Wo] = w[group] [O/G, K] col [K, Ho Wo], a chunk of samples per product
+// (col [K, chunk Ho Wo]).
 Values forward_kernel(const Geometry& g, const double* x, const double* w) {
   Values y(static_cast<std::size_t>(g.n * g.o * g.l()));
   const Workspace ws = workspace(g, true);
-  for (std::int64_t n = 0; n < g.n; ++n) {
-    for (std::int64_t q = 0; q < g.groups; ++q) {
-      const double* xg = x + (n * g.c + q * g.cg()) * g.h * g.w;
-      if (!g.direct()) im2col(xg, g, ws.col, ws.pad);
-      dgemm(false, false, g.og(), g.l(), g.k(), w + q * g.og() * g.k(), g.k(),
-            g.direct() ? xg : ws.col, g.l(), 0.0, y.data() + (n * g.o + q * g.og()) * g.l(), g.l());
+  for (std::int64_t q = 0; q < g.groups; ++q) {
+    const double* wq = w + q * g.og() * g.k();
+    if (g.direct()) {
+      for (std::int64_t n = 0; n < g.n; ++n) {
+        dgemm(false, false, g.og(), g.l(), g.k(), wq, g.k(), x + (n * g.c + q * g.cg()) * g.h * g.w,
+              g.l(), 0.0, y.data() + (n * g.o + q * g.og()) * g.l(), g.l());
+      }
+      continue;
+    }
+    for (std::int64_t n0 = 0; n0 < g.n; n0 += ws.chunk) {
+      const std::int64_t count = std::min(ws.chunk, g.n - n0), ld = count * g.l();
+      for (std::int64_t s = 0; s < count; ++s) {
+        im2col(x + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, g, ws.col + s * g.l(), ws.pad, ld);
+      }
+      dgemm(false, false, g.og(), ld, g.k(), wq, g.k(), ws.col, ld, 0.0, ws.stage, ld);
+      from_chunk(g, ws.stage, q, n0, count, y.data());
     }
   }
   return y;
 }
 
-// col [K, Ho Wo] = w[group]^T [K, O/G] gy[n, group] [O/G, Ho Wo], then col2im onto dx[n, group].
+// col [K, Ho Wo] = w[group]^T [K, O/G] gy[n, group] [O/G, Ho Wo], then col2im onto dx[n, group];
+// a chunk of samples per product.
 Values input_kernel(const Geometry& g, const double* w, const double* gy) {
   Values dx(static_cast<std::size_t>(g.n * g.c * g.h * g.w), 0.0);
   const Workspace ws = workspace(g, false);  // col2im zeroes its own padded buffer
-  for (std::int64_t n = 0; n < g.n; ++n) {
-    for (std::int64_t q = 0; q < g.groups; ++q) {
-      double* dxg = dx.data() + (n * g.c + q * g.cg()) * g.h * g.w;
-      dgemm(true, false, g.k(), g.l(), g.og(), w + q * g.og() * g.k(), g.k(),
-            gy + (n * g.o + q * g.og()) * g.l(), g.l(), 0.0, g.direct() ? dxg : ws.col, g.l());
-      if (!g.direct()) col2im(ws.col, g, dxg, ws.pad);
+  for (std::int64_t q = 0; q < g.groups; ++q) {
+    const double* wq = w + q * g.og() * g.k();
+    if (g.direct()) {
+      for (std::int64_t n = 0; n < g.n; ++n) {
+        dgemm(true, false, g.k(), g.l(), g.og(), wq, g.k(), gy + (n * g.o + q * g.og()) * g.l(),
+              g.l(), 0.0, dx.data() + (n * g.c + q * g.cg()) * g.h * g.w, g.l());
+      }
+      continue;
+    }
+    for (std::int64_t n0 = 0; n0 < g.n; n0 += ws.chunk) {
+      const std::int64_t count = std::min(ws.chunk, g.n - n0), ld = count * g.l();
+      to_chunk(g, gy, q, n0, count, ws.stage);
+      dgemm(true, false, g.k(), ld, g.og(), wq, g.k(), ws.stage, ld, 0.0, ws.col, ld);
+      for (std::int64_t s = 0; s < count; ++s) {
+        col2im(ws.col + s * g.l(), g, dx.data() + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, ws.pad,
+               ld);
+      }
     }
   }
   return dx;
 }
 
-// dw[group] [O/G, K] += gy[n, group] [O/G, Ho Wo] col^T [Ho Wo, K], summed over the batch.
+// dw[group] [O/G, K] += gy[n, group] [O/G, Ho Wo] col^T [Ho Wo, K], summed over the batch; a
+// chunk of samples per product, whose inner dimension is then chunk Ho Wo.
 Values weight_kernel(const Geometry& g, const double* x, const double* gy) {
   Values dw(static_cast<std::size_t>(g.o * g.k()), 0.0);
   const Workspace ws = workspace(g, true);
-  for (std::int64_t n = 0; n < g.n; ++n) {
-    for (std::int64_t q = 0; q < g.groups; ++q) {
-      const double* xg = x + (n * g.c + q * g.cg()) * g.h * g.w;
-      if (!g.direct()) im2col(xg, g, ws.col, ws.pad);
-      dgemm(false, true, g.og(), g.k(), g.l(), gy + (n * g.o + q * g.og()) * g.l(), g.l(),
-            g.direct() ? xg : ws.col, g.l(), 1.0, dw.data() + q * g.og() * g.k(), g.k());
+  for (std::int64_t q = 0; q < g.groups; ++q) {
+    double* dwq = dw.data() + q * g.og() * g.k();
+    if (g.direct()) {
+      for (std::int64_t n = 0; n < g.n; ++n) {
+        dgemm(false, true, g.og(), g.k(), g.l(), gy + (n * g.o + q * g.og()) * g.l(), g.l(),
+              x + (n * g.c + q * g.cg()) * g.h * g.w, g.l(), 1.0, dwq, g.k());
+      }
+      continue;
+    }
+    for (std::int64_t n0 = 0; n0 < g.n; n0 += ws.chunk) {
+      const std::int64_t count = std::min(ws.chunk, g.n - n0), ld = count * g.l();
+      for (std::int64_t s = 0; s < count; ++s) {
+        im2col(x + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, g, ws.col + s * g.l(), ws.pad, ld);
+      }
+      to_chunk(g, gy, q, n0, count, ws.stage);
+      dgemm(false, true, g.og(), g.k(), ld, ws.stage, ld, ws.col, ld, 1.0, dwq, g.k());
     }
   }
   return dw;
