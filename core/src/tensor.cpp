@@ -23,14 +23,11 @@ Tensor Tensor::from_values(Values values, Shape shape) {
       std::move(values)));
 }
 
-detail::TensorImpl& Tensor::impl() const {
-  if (!impl_) {
-    throw AutogradError(
-        "Tensor: this tensor is undefined (a default-constructed Tensor, or the grad() of a leaf "
-        "no backward has reached yet); check .defined() first (zero_grad() also makes grad() "
-        "undefined)");
-  }
-  return *impl_;
+void Tensor::throw_undefined() {
+  throw AutogradError(
+      "Tensor: this tensor is undefined (a default-constructed Tensor, or the grad() of a leaf "
+      "no backward has reached yet); check .defined() first (zero_grad() also makes grad() "
+      "undefined)");
 }
 
 std::span<double> Tensor::mutable_values() {

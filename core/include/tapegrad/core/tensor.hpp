@@ -183,10 +183,17 @@ class Tensor {
   // Identity, not value equality: do both handles name the same tensor?
   bool same(const Tensor& other) const { return impl_ == other.impl_; }
 
-  detail::TensorImpl& impl() const;
+  // Inline, with the error out of line: shape(), values() and requires_grad() go through here on
+  // every op and every sweep step.
+  detail::TensorImpl& impl() const {
+    if (!impl_) [[unlikely]]
+      throw_undefined();
+    return *impl_;
+  }
   const std::shared_ptr<detail::TensorImpl>& impl_ptr() const { return impl_; }
 
  private:
+  [[noreturn]] static void throw_undefined();
   std::shared_ptr<detail::TensorImpl> impl_;
 };
 
