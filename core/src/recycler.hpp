@@ -12,6 +12,9 @@
 //
 // Under AddressSanitizer the lists are bypassed: every block is a fresh heap block, so a use
 // after free of an impl is still reported.
+//
+// Blocks go back with the unsized ::operator delete: clang before 19 declares the sized one only
+// with -fsized-deallocation, and the fuzz build is clang's.
 #include <cstddef>
 #include <new>
 
@@ -58,7 +61,7 @@ class BlockRecycler {
         return;
       }
     }
-    ::operator delete(pointer, Size);
+    ::operator delete(pointer);
   }
 
  private:
@@ -78,7 +81,7 @@ class BlockRecycler {
       while (head != nullptr) {
         Block* block = head;
         head = block->next;
-        ::operator delete(block, Size);
+        ::operator delete(block);
       }
       count = 0;
     }
@@ -111,7 +114,7 @@ struct RecyclingAllocator {
     if (n == 1) {
       BlockRecycler<sizeof(T), Limit>::give(pointer);
     } else {
-      ::operator delete(pointer, n * sizeof(T));
+      ::operator delete(pointer);
     }
   }
   template <class U>

@@ -142,14 +142,6 @@ Values allocate_values(std::string_view op, const Shape& shape, double fill) {
   }
 }
 
-Values allocate_values_for_overwrite(std::string_view op, const Shape& shape) {
-  try {
-    return Values(shape.numel());
-  } catch (const std::bad_alloc&) {
-    throw_allocation_error(op, shape);
-  }
-}
-
 Tensor zeros(const Shape& shape) {
   return Tensor::from_values(allocate_values("zeros", shape, 0.0), shape);
 }

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstddef>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "recycler.hpp"
@@ -33,44 +34,31 @@ std::size_t class_bytes(std::size_t bytes) {
   return bytes <= 8 ? 8 : std::bit_ceil(bytes);
 }
 
-void* take_small(std::size_t bytes) {
+// Calls use(std::integral_constant<std::size_t, class size>{}) for the class of `bytes`.
+template <class Use>
+decltype(auto) by_class(std::size_t bytes, Use&& use) {
   switch (class_bytes(bytes)) {
     case 8:
-      return SmallClass<8>::take();
+      return use(std::integral_constant<std::size_t, 8>{});
     case 16:
-      return SmallClass<16>::take();
+      return use(std::integral_constant<std::size_t, 16>{});
     case 32:
-      return SmallClass<32>::take();
+      return use(std::integral_constant<std::size_t, 32>{});
     case 64:
-      return SmallClass<64>::take();
+      return use(std::integral_constant<std::size_t, 64>{});
     case 128:
-      return SmallClass<128>::take();
+      return use(std::integral_constant<std::size_t, 128>{});
     default:
-      return SmallClass<256>::take();
+      return use(std::integral_constant<std::size_t, 256>{});
   }
 }
 
+void* take_small(std::size_t bytes) {
+  return by_class(bytes, [](auto size) { return SmallClass<decltype(size)::value>::take(); });
+}
+
 void give_small(void* pointer, std::size_t bytes) noexcept {
-  switch (class_bytes(bytes)) {
-    case 8:
-      SmallClass<8>::give(pointer);
-      return;
-    case 16:
-      SmallClass<16>::give(pointer);
-      return;
-    case 32:
-      SmallClass<32>::give(pointer);
-      return;
-    case 64:
-      SmallClass<64>::give(pointer);
-      return;
-    case 128:
-      SmallClass<128>::give(pointer);
-      return;
-    default:
-      SmallClass<256>::give(pointer);
-      return;
-  }
+  by_class(bytes, [pointer](auto size) { SmallClass<decltype(size)::value>::give(pointer); });
 }
 
 class LargeCache {
@@ -80,7 +68,7 @@ class LargeCache {
   LargeCache& operator=(const LargeCache&) = delete;
   ~LargeCache() {
     alive_ = false;
-    for (const Buffer& buffer : buffers_) ::operator delete(buffer.pointer, buffer.bytes);
+    for (const Buffer& buffer : buffers_) ::operator delete(buffer.pointer);
     buffers_.clear();
     held_ = 0;
   }
@@ -101,12 +89,12 @@ class LargeCache {
     // `alive_` is read after the destructor on purpose, as in BlockRecycler: a buffer freed by
     // another thread_local's destructor goes to the heap.
     if (!alive_ || bytes > large_cache_bytes) {
-      ::operator delete(pointer, bytes);
+      ::operator delete(pointer);
       return;
     }
     while (!buffers_.empty() &&
            (buffers_.size() == large_cache_buffers || held_ + bytes > large_cache_bytes)) {
-      ::operator delete(buffers_.front().pointer, buffers_.front().bytes);
+      ::operator delete(buffers_.front().pointer);
       held_ -= buffers_.front().bytes;
       buffers_.erase(buffers_.begin());
     }
@@ -141,7 +129,7 @@ void give_value_buffer(void* pointer, std::size_t bytes) noexcept {
     if (bytes <= small_bytes) return give_small(pointer, bytes);
     if (bytes >= large_bytes) return large_cache.give(pointer, bytes);
   }
-  ::operator delete(pointer, bytes);
+  ::operator delete(pointer);
 }
 
 }  // namespace tapegrad::detail

@@ -79,7 +79,6 @@ class NodeStore {
   Node& operator[](std::size_t i) { return slot(i); }
   const Node& operator[](std::size_t i) const { return slot(i); }
   const Node& at(std::size_t i) const;
-  void push_back(Node&& node) { emplace_back(std::move(node)); }
   // Builds the node in its slot (Node's aggregate initialisation from `fields`), with no
   // temporary Node to move from and destroy.
   template <class... Fields>

@@ -203,8 +203,6 @@ class Tensor {
 // std::bad_alloc:
 //   "zeros: out of memory allocating 68719476736 bytes (64 GiB) for a tensor of shape [8589934592]"
 Values allocate_values(std::string_view op, const Shape& shape, double fill = 0.0);
-// The same with the elements unset, for a kernel that writes every one of them before any read.
-Values allocate_values_for_overwrite(std::string_view op, const Shape& shape);
 
 // Factories. Each returns a leaf with requires_grad false; chain .requires_grad_() for parameters:
 // ```cpp
