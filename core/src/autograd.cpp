@@ -95,8 +95,10 @@ void check_existing_gradient(const Tensor& leaf, const Tensor& existing, std::st
             : (!live ? "has since been cleared" : "is not the one recording now")));
 }
 
-Tensor add_gradient(const Tensor& existing, const Tensor& incoming) {
-  return existing.defined() ? detail::accumulate(existing, incoming) : incoming;
+// The first gradient to arrive is taken as it is (moved in when the caller passes a temporary: no
+// reference-count round trip); later ones are added.
+Tensor add_gradient(const Tensor& existing, Tensor incoming) {
+  return existing.defined() ? detail::accumulate(existing, incoming) : std::move(incoming);
 }
 
 std::vector<Tensor> sweep(const SweepRequest& request) {
@@ -275,9 +277,8 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       if (input.is_leaf()) {
         reach_leaf(input, input_grad);
       } else {
-        // The first gradient to reach a node is moved in: no reference-count round trip.
         Tensor& slot = node_grads[input.impl().node];
-        slot = slot.defined() ? detail::accumulate(slot, input_grad) : std::move(input_grad);
+        slot = add_gradient(slot, std::move(input_grad));
       }
     }
     if (request.observe) (*request.observe)({i, node, g, sent});

@@ -150,8 +150,7 @@ void Optimizer::step() {
     Tensor& p = parameters_[i];
     if (!p.grad().defined()) continue;
     commit(i);
-    p.mutable_values();  // a parameter is a leaf; this is where that is checked
-    std::swap(p.impl().values, new_values_[i]);
+    std::swap(p.impl().values, new_values_[i]);  // a leaf: the constructor checked
   }
 }
 
