@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "tapegrad/core/error.hpp"
+#include "tapegrad/core/parallel.hpp"
 #include "tapegrad/core/tape.hpp"
 
 namespace tapegrad::nn {
@@ -264,12 +265,20 @@ void Adam::adam_step(std::size_t index, std::span<const double> p, std::span<con
   const double bias_correction2 = 1.0 - std::pow(beta2, static_cast<double>(next.step));
   const double step_size = learning_rate() / bias_correction1;
   const double bias_correction2_sqrt = std::sqrt(bias_correction2);
-  for (std::size_t j = 0; j < n; ++j) {
-    next.m[j] = beta1 * s.m[j] + (1.0 - beta1) * g[j];
-    next.v[j] = beta2 * s.v[j] + (1.0 - beta2) * g[j] * g[j];
-    const double denom = std::sqrt(next.v[j]) / bias_correction2_sqrt + options_.eps;
-    out[j] = p[j] - step_size * (next.m[j] / denom);  // PyTorch: addcdiv(m, denom, -step_size)
-  }
+  const double eps = options_.eps;
+  const double* m = s.m.data();
+  const double* v = s.v.data();
+  double* m_next = next.m.data();
+  double* v_next = next.v.data();
+  // Each element alone: a large parameter's update is shared by the threads (parallel.hpp).
+  parallel_for(n, parallel_grain_costly, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t j = begin; j < end; ++j) {
+      m_next[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
+      v_next[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
+      const double denom = std::sqrt(v_next[j]) / bias_correction2_sqrt + eps;
+      out[j] = p[j] - step_size * (m_next[j] / denom);  // PyTorch: addcdiv(m, denom, -step_size)
+    }
+  });
 }
 
 void Adam::commit(std::size_t index) {

@@ -17,24 +17,34 @@ namespace {
 using Inputs = std::span<const Tensor>;
 using Grads = TensorList;
 
-// y = f(a, b) with NumPy broadcasting. Same shapes and a scalar side take plain loops.
+// y = f(a, b) with NumPy broadcasting. Same shapes and a scalar side take plain loops; large
+// outputs are split across threads (by rows in the general case).
 template <class F>
 Values broadcast_kernel(const Tensor& a, const Tensor& b, const Shape& out, F f) {
   const std::span<const double> av = a.values();
   const std::span<const double> bv = b.values();
   Values y(out.numel());
+  double* yv = y.data();
+  const std::size_t n = y.size();
   if (a.shape() == b.shape()) {
-    for (std::size_t i = 0; i < y.size(); ++i) y[i] = f(av[i], bv[i]);
+    kernels::for_each_element(n, parallel_grain_cheap,
+                              [&](std::size_t i) { yv[i] = f(av[i], bv[i]); });
   } else if (b.numel() == 1 && a.shape() == out) {
     const double s = bv[0];
-    for (std::size_t i = 0; i < y.size(); ++i) y[i] = f(av[i], s);
+    kernels::for_each_element(n, parallel_grain_cheap, [&](std::size_t i) { yv[i] = f(av[i], s); });
   } else if (a.numel() == 1 && b.shape() == out) {
     const double s = av[0];
-    for (std::size_t i = 0; i < y.size(); ++i) y[i] = f(s, bv[i]);
-  } else {
-    detail::for_each_broadcast(
-        out, detail::broadcast_strides(a.shape(), out), detail::broadcast_strides(b.shape(), out),
-        [&](std::size_t o, std::size_t ai, std::size_t bi) { y[o] = f(av[ai], bv[bi]); });
+    kernels::for_each_element(n, parallel_grain_cheap, [&](std::size_t i) { yv[i] = f(s, bv[i]); });
+  } else if (n > 0) {
+    const auto a_strides = detail::broadcast_strides(a.shape(), out);
+    const auto b_strides = detail::broadcast_strides(b.shape(), out);
+    const auto row = static_cast<std::size_t>(out[out.rank() - 1]);
+    const std::size_t rows = n / row;
+    parallel_for(rows, parallel_grain_cheap / row + 1, [&](std::size_t first, std::size_t last) {
+      detail::for_each_broadcast_rows(
+          out, a_strides, b_strides, first, last,
+          [&](std::size_t o, std::size_t ai, std::size_t bi) { yv[o] = f(av[ai], bv[bi]); });
+    });
   }
   return y;
 }

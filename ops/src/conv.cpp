@@ -202,14 +202,13 @@ void col2im(const double* col, const Geometry& g, double* x, double* scratch, st
   }
 }
 
-// Per-thread working memory of the lowering (the column matrix of a chunk of samples, the padded
-// sample, and a chunk of outputs or output gradients laid out [O/G, chunk Ho Wo]), kept between
-// calls and grown as needed: a training step makes the same convolutions every step, and
-// allocating and zeroing ~1 MB per call showed in profiles. Never shrinks (memory stays flat over
-// steps). No kernel calls another op while it holds these.
+// Per-thread working memory of the lowering (the column matrix of a chunk of samples, and a
+// chunk of outputs or output gradients laid out [O/G, chunk Ho Wo]), kept between calls and grown
+// as needed: a training step makes the same convolutions every step, and allocating and zeroing
+// ~1 MB per call showed in profiles. Never shrinks (memory stays flat over steps). No kernel calls
+// another op while it holds these.
 struct Workspace {
   double* col;
-  double* pad;
   double* stage;
   std::int64_t chunk;  // samples per product
 };
@@ -224,18 +223,59 @@ std::int64_t samples_per_product(const Geometry& g) {
   return std::clamp<std::int64_t>(budget / std::max<std::int64_t>(1, g.k() * g.l()), 1, g.n);
 }
 
-Workspace workspace(const Geometry& g, bool zero_pad) {
-  thread_local std::vector<double> col, pad, stage;  // scratch, grown once per thread
+Workspace workspace(const Geometry& g) {
+  thread_local std::vector<double> col, stage;  // scratch, grown once per thread
   const std::int64_t chunk = samples_per_product(g);
   const auto need_col = static_cast<std::size_t>(g.direct() ? 0 : g.k() * g.l() * chunk);
-  const auto need_pad =
-      static_cast<std::size_t>(padded(g) ? g.cg() * padded_h(g) * padded_w(g) : 0);
   const auto need_stage = static_cast<std::size_t>(g.direct() ? 0 : g.og() * g.l() * chunk);
   if (col.size() < need_col) col.resize(need_col);
-  if (pad.size() < need_pad) pad.resize(need_pad);
   if (stage.size() < need_stage) stage.resize(need_stage);
-  if (zero_pad) std::fill(pad.begin(), pad.begin() + static_cast<std::ptrdiff_t>(need_pad), 0.0);
-  return {col.data(), pad.data(), stage.data(), chunk};
+  return {col.data(), stage.data(), chunk};
+}
+
+// The calling thread's padded sample (cg hp wp doubles), zeroed: im2col's scratch, whose border
+// it never writes. Per thread, because the threads of a split each lower their own samples.
+double* padded_sample(const Geometry& g) {
+  thread_local std::vector<double> pad;
+  const auto need = static_cast<std::size_t>(padded(g) ? g.cg() * padded_h(g) * padded_w(g) : 0);
+  if (pad.size() < need) pad.resize(need);
+  std::fill(pad.begin(), pad.begin() + static_cast<std::ptrdiff_t>(need), 0.0);
+  return pad.data();
+}
+
+// The lowering's copies (im2col, col2im, to_chunk, from_chunk) are memory traffic on one core
+// while BLAS's other threads wait: threads share a chunk's samples, each sample's copy being
+// independent of the others. At least ~parallel_grain_cheap doubles per thread.
+std::size_t samples_per_thread(std::int64_t per_sample) {
+  return parallel_grain_cheap / static_cast<std::size_t>(std::max<std::int64_t>(1, per_sample)) + 1;
+}
+
+// im2col of group q of samples n0 .. n0 + count into col [K, count Ho Wo].
+void im2col_chunk(const Geometry& g, const double* x, std::int64_t q, std::int64_t n0,
+                  std::int64_t count, double* col) {
+  const std::int64_t ld = count * g.l();
+  parallel_for(
+      static_cast<std::size_t>(count), samples_per_thread(g.k() * g.l()),
+      [&](std::size_t s0, std::size_t s1) {
+        double* pad = padded_sample(g);
+        for (auto s = static_cast<std::int64_t>(s0); s < static_cast<std::int64_t>(s1); ++s) {
+          im2col(x + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, g, col + s * g.l(), pad, ld);
+        }
+      });
+}
+
+// col2im of col [K, count Ho Wo] onto group q of samples n0 .. n0 + count of dx.
+void col2im_chunk(const Geometry& g, const double* col, std::int64_t q, std::int64_t n0,
+                  std::int64_t count, double* dx) {
+  const std::int64_t ld = count * g.l();
+  parallel_for(
+      static_cast<std::size_t>(count), samples_per_thread(g.k() * g.l()),
+      [&](std::size_t s0, std::size_t s1) {
+        double* pad = padded_sample(g);
+        for (auto s = static_cast<std::int64_t>(s0); s < static_cast<std::int64_t>(s1); ++s) {
+          col2im(col + s * g.l(), g, dx + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, pad, ld);
+        }
+      });
 }
 
 void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
@@ -252,29 +292,37 @@ void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, con
 void to_chunk(const Geometry& g, const double* t, std::int64_t q, std::int64_t n0,
               std::int64_t count, double* stage) {
   const std::int64_t l = g.l(), ld = count * l;
-  for (std::int64_t s = 0; s < count; ++s) {
-    for (std::int64_t o = 0; o < g.og(); ++o) {
-      const double* from = t + ((n0 + s) * g.o + q * g.og() + o) * l;
-      std::copy(from, from + l, stage + o * ld + s * l);
-    }
-  }
+  parallel_for(static_cast<std::size_t>(count), samples_per_thread(g.og() * l),
+               [&](std::size_t s0, std::size_t s1) {
+                 for (auto s = static_cast<std::int64_t>(s0); s < static_cast<std::int64_t>(s1);
+                      ++s) {
+                   for (std::int64_t o = 0; o < g.og(); ++o) {
+                     const double* from = t + ((n0 + s) * g.o + q * g.og() + o) * l;
+                     std::copy(from, from + l, stage + o * ld + s * l);
+                   }
+                 }
+               });
 }
 void from_chunk(const Geometry& g, const double* stage, std::int64_t q, std::int64_t n0,
                 std::int64_t count, double* t) {
   const std::int64_t l = g.l(), ld = count * l;
-  for (std::int64_t s = 0; s < count; ++s) {
-    for (std::int64_t o = 0; o < g.og(); ++o) {
-      const double* from = stage + o * ld + s * l;
-      std::copy(from, from + l, t + ((n0 + s) * g.o + q * g.og() + o) * l);
-    }
-  }
+  parallel_for(static_cast<std::size_t>(count), samples_per_thread(g.og() * l),
+               [&](std::size_t s0, std::size_t s1) {
+                 for (auto s = static_cast<std::int64_t>(s0); s < static_cast<std::int64_t>(s1);
+                      ++s) {
+                   for (std::int64_t o = 0; o < g.og(); ++o) {
+                     const double* from = stage + o * ld + s * l;
+                     std::copy(from, from + l, t + ((n0 + s) * g.o + q * g.og() + o) * l);
+                   }
+                 }
+               });
 }
 
 // y[n, group] [O/G, Ho Wo] = w[group] [O/G, K] col [K, Ho Wo], a chunk of samples per product
 // (col [K, chunk Ho Wo]).
 Values forward_kernel(const Geometry& g, const double* x, const double* w) {
   Values y(static_cast<std::size_t>(g.n * g.o * g.l()));
-  const Workspace ws = workspace(g, true);
+  const Workspace ws = workspace(g);
   for (std::int64_t q = 0; q < g.groups; ++q) {
     const double* wq = w + q * g.og() * g.k();
     if (g.direct()) {
@@ -286,9 +334,7 @@ Values forward_kernel(const Geometry& g, const double* x, const double* w) {
     }
     for (std::int64_t n0 = 0; n0 < g.n; n0 += ws.chunk) {
       const std::int64_t count = std::min(ws.chunk, g.n - n0), ld = count * g.l();
-      for (std::int64_t s = 0; s < count; ++s) {
-        im2col(x + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, g, ws.col + s * g.l(), ws.pad, ld);
-      }
+      im2col_chunk(g, x, q, n0, count, ws.col);
       dgemm(false, false, g.og(), ld, g.k(), wq, g.k(), ws.col, ld, 0.0, ws.stage, ld);
       from_chunk(g, ws.stage, q, n0, count, y.data());
     }
@@ -300,7 +346,7 @@ Values forward_kernel(const Geometry& g, const double* x, const double* w) {
 // a chunk of samples per product.
 Values input_kernel(const Geometry& g, const double* w, const double* gy) {
   Values dx(static_cast<std::size_t>(g.n * g.c * g.h * g.w), 0.0);
-  const Workspace ws = workspace(g, false);  // col2im zeroes its own padded buffer
+  const Workspace ws = workspace(g);
   for (std::int64_t q = 0; q < g.groups; ++q) {
     const double* wq = w + q * g.og() * g.k();
     if (g.direct()) {
@@ -314,10 +360,7 @@ Values input_kernel(const Geometry& g, const double* w, const double* gy) {
       const std::int64_t count = std::min(ws.chunk, g.n - n0), ld = count * g.l();
       to_chunk(g, gy, q, n0, count, ws.stage);
       dgemm(true, false, g.k(), ld, g.og(), wq, g.k(), ws.stage, ld, 0.0, ws.col, ld);
-      for (std::int64_t s = 0; s < count; ++s) {
-        col2im(ws.col + s * g.l(), g, dx.data() + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, ws.pad,
-               ld);
-      }
+      col2im_chunk(g, ws.col, q, n0, count, dx.data());
     }
   }
   return dx;
@@ -327,7 +370,7 @@ Values input_kernel(const Geometry& g, const double* w, const double* gy) {
 // chunk of samples per product, whose inner dimension is then chunk Ho Wo.
 Values weight_kernel(const Geometry& g, const double* x, const double* gy) {
   Values dw(static_cast<std::size_t>(g.o * g.k()), 0.0);
-  const Workspace ws = workspace(g, true);
+  const Workspace ws = workspace(g);
   for (std::int64_t q = 0; q < g.groups; ++q) {
     double* dwq = dw.data() + q * g.og() * g.k();
     if (g.direct()) {
@@ -339,9 +382,7 @@ Values weight_kernel(const Geometry& g, const double* x, const double* gy) {
     }
     for (std::int64_t n0 = 0; n0 < g.n; n0 += ws.chunk) {
       const std::int64_t count = std::min(ws.chunk, g.n - n0), ld = count * g.l();
-      for (std::int64_t s = 0; s < count; ++s) {
-        im2col(x + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, g, ws.col + s * g.l(), ws.pad, ld);
-      }
+      im2col_chunk(g, x, q, n0, count, ws.col);
       to_chunk(g, gy, q, n0, count, ws.stage);
       dgemm(false, true, g.og(), g.k(), ld, ws.stage, ld, ws.col, ld, 1.0, dwq, g.k());
     }

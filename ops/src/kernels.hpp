@@ -6,17 +6,39 @@
 #include <string_view>
 #include <vector>
 
+#include "tapegrad/core/parallel.hpp"
 #include "tapegrad/core/tensor.hpp"
 
 namespace tapegrad::kernels {
 
-// y[i] = f(x[i])
+// Calls f(i) for every i in [0, n), the range split across threads when n >= 2 grain
+// (parallel.hpp). f must only write what element i owns.
 template <class F>
-Values map(const Tensor& x, F f) {
+void for_each_element(std::size_t n, std::size_t grain, F f) {
+  parallel_for(n, grain, [&f](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) f(i);
+  });
+}
+
+// y[i] = f(x[i]). `grain`: parallel_grain_costly for maps that call into libm.
+template <class F>
+Values map(const Tensor& x, F f, std::size_t grain = parallel_grain_cheap) {
   const std::span<const double> xv = x.values();
   Values y(xv.size());
-  for (std::size_t i = 0; i < xv.size(); ++i) y[i] = f(xv[i]);
+  double* out = y.data();
+  for_each_element(xv.size(), grain, [&](std::size_t i) { out[i] = f(xv[i]); });
   return y;
+}
+
+// z[i] = f(a[i], b[i]) for two tensors of one shape (the caller checks it).
+template <class F>
+Values map2(const Tensor& a, const Tensor& b, F f, std::size_t grain = parallel_grain_cheap) {
+  const std::span<const double> av = a.values();
+  const std::span<const double> bv = b.values();
+  Values z(av.size());
+  double* out = z.data();
+  for_each_element(av.size(), grain, [&](std::size_t i) { out[i] = f(av[i], bv[i]); });
+  return z;
 }
 
 // A tensor seen as [outer, n, inner] around one axis: element (o, k, i) is at (o * n + k) * inner +

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "tapegrad/core/error.hpp"
+#include "tapegrad/core/parallel.hpp"
 #include "tapegrad/core/tape.hpp"
 #include "tapegrad/ops/shape_ops.hpp"
 
@@ -193,7 +194,17 @@ Tensor max_pool2d_gather(const Tensor& gg, Indices idx, const Shape& g_shape);
 Tensor max_pool2d_backward(const Tensor& g, Indices idx, const Shape& x_shape) {
   Values dx(x_shape.numel(), 0.0);
   const std::span<const double> gv = g.values();
-  for (std::size_t k = 0; k < gv.size(); ++k) dx[(*idx)[k]] += gv[k];
+  // Every argmax lies in its own plane (g [N, C, Ho, Wo]): threads share whole planes, so no two
+  // threads add into one element and each element's additions keep their order.
+  const std::size_t per_plane =
+      g.rank() == 4 ? static_cast<std::size_t>(g.shape()[2] * g.shape()[3]) : gv.size();
+  const std::size_t planes = per_plane == 0 ? 0 : gv.size() / per_plane;
+  parallel_for(planes, parallel_grain_cheap / std::max<std::size_t>(1, per_plane) + 1,
+               [&](std::size_t p0, std::size_t p1) {
+                 for (std::size_t k = p0 * per_plane; k < p1 * per_plane; ++k) {
+                   dx[(*idx)[k]] += gv[k];
+                 }
+               });
   return record({"max_pool2d_backward", "dg = gg gathered at the argmaxes"}, x_shape, std::move(dx),
                 {g}, [idx](const Tensor& gg, const Tensor&, Inputs in) {
                   return Grads{max_pool2d_gather(gg, idx, in[0].shape())};
@@ -232,30 +243,39 @@ Tensor max_pool2d(const Tensor& x, IntPair kernel_size, std::optional<IntPair> s
     Values y(static_cast<std::size_t>(win.planes * ho * wo));
     auto idx = std::make_shared<std::vector<std::size_t>>(y.size());
     const std::span<const double> xv = x4.values();
-    for (std::int64_t p = 0; p < win.planes; ++p) {
-      const std::int64_t base = p * win.h * win.w;
-      for (std::int64_t i = 0; i < ho; ++i) {
-        for (std::int64_t j = 0; j < wo; ++j) {
-          // PyTorch's scan: the first strictly larger value wins, a NaN always wins.
-          // (Clamped so that a window holding no element, if one could arise, still points inside.)
-          std::int64_t best = std::min(win.rows.start[i], win.h - 1) * win.w +
-                              std::min(win.cols.start[j], win.w - 1);
-          double m = -std::numeric_limits<double>::infinity();
-          for (std::int64_t r = win.rows.start[i]; r < win.rows.end[i]; r += win.rows.step) {
-            for (std::int64_t c = win.cols.start[j]; c < win.cols.end[j]; c += win.cols.step) {
-              const double v = xv[static_cast<std::size_t>(base + r * win.w + c)];
-              if (v > m || std::isnan(v)) {
-                m = v;
-                best = r * win.w + c;
+    // Planes are independent: threads share them.
+    const auto per_thread =
+        parallel_grain_cheap / static_cast<std::size_t>(std::max<std::int64_t>(1, win.h * win.w)) +
+        1;
+    parallel_for(
+        static_cast<std::size_t>(win.planes), per_thread, [&](std::size_t p0, std::size_t p1) {
+          for (auto p = static_cast<std::int64_t>(p0); p < static_cast<std::int64_t>(p1); ++p) {
+            const std::int64_t base = p * win.h * win.w;
+            for (std::int64_t i = 0; i < ho; ++i) {
+              for (std::int64_t j = 0; j < wo; ++j) {
+                // PyTorch's scan: the first strictly larger value wins, a NaN always wins.
+                // (Clamped so that a window holding no element, if one could arise, still points
+                // inside.)
+                std::int64_t best = std::min(win.rows.start[i], win.h - 1) * win.w +
+                                    std::min(win.cols.start[j], win.w - 1);
+                double m = -std::numeric_limits<double>::infinity();
+                for (std::int64_t r = win.rows.start[i]; r < win.rows.end[i]; r += win.rows.step) {
+                  for (std::int64_t c = win.cols.start[j]; c < win.cols.end[j];
+                       c += win.cols.step) {
+                    const double v = xv[static_cast<std::size_t>(base + r * win.w + c)];
+                    if (v > m || std::isnan(v)) {
+                      m = v;
+                      best = r * win.w + c;
+                    }
+                  }
+                }
+                const auto k = static_cast<std::size_t>((p * ho + i) * wo + j);
+                y[k] = m;
+                (*idx)[k] = static_cast<std::size_t>(base + best);
               }
             }
           }
-          const auto k = static_cast<std::size_t>((p * ho + i) * wo + j);
-          y[k] = m;
-          (*idx)[k] = static_cast<std::size_t>(base + best);
-        }
-      }
-    }
+        });
     Indices argmax = std::move(idx);
     return record(
         {"max_pool2d", "dx = g scatter-added to each window's first argmax"},

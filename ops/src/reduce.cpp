@@ -1,6 +1,7 @@
 // Reductions over all elements or one axis: each kernel, then its rule. Formulas in reduce.hpp.
 #include "tapegrad/ops/reduce.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string_view>
 
@@ -159,12 +160,24 @@ Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim, std::source_locatio
   // x [outer, n, inner] -> y [outer, inner]
   const std::span<const double> xv = x.values();
   Values y(s.outer * s.inner, 0.0);
-  for (std::size_t o = 0; o < s.outer; ++o) {
-    for (std::size_t k = 0; k < s.n; ++k) {
-      const double* row = xv.data() + (o * s.n + k) * s.inner;
-      double* out = y.data() + o * s.inner;
-      for (std::size_t i = 0; i < s.inner; ++i) out[i] += row[i];
+  // Columns i0 .. i1 - 1 of the outer slices o0 .. o1 - 1, each output summed in order of k.
+  const auto add_rows = [&](std::size_t o0, std::size_t o1, std::size_t i0, std::size_t i1) {
+    for (std::size_t o = o0; o < o1; ++o) {
+      for (std::size_t k = 0; k < s.n; ++k) {
+        const double* row = xv.data() + (o * s.n + k) * s.inner;
+        double* out = y.data() + o * s.inner;
+        for (std::size_t i = i0; i < i1; ++i) out[i] += row[i];
+      }
     }
+  };
+  // Threads share the outputs (every output's additions keep their order): by outer slices, or
+  // by columns when there is one slice (a bias gradient's sum over rows).
+  if (s.outer > 1) {
+    parallel_for(s.outer, parallel_grain_cheap / std::max<std::size_t>(1, s.n * s.inner) + 1,
+                 [&](std::size_t o0, std::size_t o1) { add_rows(o0, o1, 0, s.inner); });
+  } else {
+    parallel_for(s.inner, parallel_grain_cheap / std::max<std::size_t>(1, s.n) + 1,
+                 [&](std::size_t i0, std::size_t i1) { add_rows(0, s.outer, i0, i1); });
   }
   const std::size_t a = s.axis;
   return record(

@@ -2,6 +2,7 @@
 // Formulas in softmax.hpp.
 #include "tapegrad/ops/softmax.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels.hpp"
@@ -23,13 +24,15 @@ using Grads = TensorList;
 // a line that is all -inf, or holds +inf, gives inf - inf = NaN, as in PyTorch. logsumexp shifts
 // an infinite m by 0 instead (PyTorch's logsumexp does), so an all -inf line sums to 0 and its
 // log is -inf, and a +inf element makes the sum, and the log, +inf.
-// x [outer, n, inner] -> max, sum_exp [outer, inner]
+// x [outer, n, inner] -> max, sum_exp [outer, inner], for the outer slices first .. last - 1.
 template <class Shift>
-void line_max_and_sum_exp(std::span<const double> x, const kernels::AxisSplit& s, Values& max,
-                          Values& sum_exp, Shift shift) {
-  max.assign(s.outer * s.inner, -INFINITY);
-  sum_exp.assign(s.outer * s.inner, 0.0);
-  for (std::size_t o = 0; o < s.outer; ++o) {
+void line_max_and_sum_exp(std::span<const double> x, const kernels::AxisSplit& s, double* max,
+                          double* sum_exp, Shift shift, std::size_t first, std::size_t last) {
+  for (std::size_t o = first; o < last; ++o) {
+    for (std::size_t i = 0; i < s.inner; ++i) {
+      max[o * s.inner + i] = -INFINITY;
+      sum_exp[o * s.inner + i] = 0.0;
+    }
     for (std::size_t k = 0; k < s.n; ++k) {
       for (std::size_t i = 0; i < s.inner; ++i) {
         double& m = max[o * s.inner + i];
@@ -46,6 +49,12 @@ void line_max_and_sum_exp(std::span<const double> x, const kernels::AxisSplit& s
   }
 }
 
+// Outer slices are independent: threads share them, each slice at least ~parallel_grain_costly
+// elements' worth of exp.
+std::size_t slices_per_thread(const kernels::AxisSplit& s) {
+  return parallel_grain_costly / std::max<std::size_t>(1, s.n * s.inner) + 1;
+}
+
 double by_max(double m) {
   return m;
 }
@@ -58,17 +67,18 @@ Tensor softmax(const Tensor& x, std::int64_t axis, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "softmax");
   kernels::require_nonempty_axis(x.shape(), s, "softmax");
   const std::span<const double> xv = x.values();
-  Values max, sum_exp;
-  line_max_and_sum_exp(xv, s, max, sum_exp, by_max);
-  Values y(xv.size());
-  for (std::size_t o = 0; o < s.outer; ++o) {
-    for (std::size_t k = 0; k < s.n; ++k) {
-      for (std::size_t i = 0; i < s.inner; ++i) {
-        const std::size_t at = (o * s.n + k) * s.inner + i;
-        y[at] = std::exp(xv[at] - max[o * s.inner + i]) / sum_exp[o * s.inner + i];
+  Values max(s.outer * s.inner), sum_exp(s.outer * s.inner), y(xv.size());
+  parallel_for(s.outer, slices_per_thread(s), [&](std::size_t first, std::size_t last) {
+    line_max_and_sum_exp(xv, s, max.data(), sum_exp.data(), by_max, first, last);
+    for (std::size_t o = first; o < last; ++o) {
+      for (std::size_t k = 0; k < s.n; ++k) {
+        for (std::size_t i = 0; i < s.inner; ++i) {
+          const std::size_t at = (o * s.n + k) * s.inner + i;
+          y[at] = std::exp(xv[at] - max[o * s.inner + i]) / sum_exp[o * s.inner + i];
+        }
       }
     }
-  }
+  });
   const auto a = static_cast<std::int64_t>(s.axis);
   return record(
       {"softmax", "dx = y * (g - sum(g * y, axis))"}, x.shape(), std::move(y), {x},
@@ -82,17 +92,18 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis, std::source_location wher
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "log_softmax");
   kernels::require_nonempty_axis(x.shape(), s, "log_softmax");
   const std::span<const double> xv = x.values();
-  Values max, sum_exp;
-  line_max_and_sum_exp(xv, s, max, sum_exp, by_max);
-  Values y(xv.size());
-  for (std::size_t o = 0; o < s.outer; ++o) {
-    for (std::size_t k = 0; k < s.n; ++k) {
-      for (std::size_t i = 0; i < s.inner; ++i) {
-        const std::size_t at = (o * s.n + k) * s.inner + i;
-        y[at] = xv[at] - max[o * s.inner + i] - std::log(sum_exp[o * s.inner + i]);
+  Values max(s.outer * s.inner), sum_exp(s.outer * s.inner), y(xv.size());
+  parallel_for(s.outer, slices_per_thread(s), [&](std::size_t first, std::size_t last) {
+    line_max_and_sum_exp(xv, s, max.data(), sum_exp.data(), by_max, first, last);
+    for (std::size_t o = first; o < last; ++o) {
+      for (std::size_t k = 0; k < s.n; ++k) {
+        for (std::size_t i = 0; i < s.inner; ++i) {
+          const std::size_t at = (o * s.n + k) * s.inner + i;
+          y[at] = xv[at] - max[o * s.inner + i] - std::log(sum_exp[o * s.inner + i]);
+        }
       }
     }
-  }
+  });
   const auto a = static_cast<std::int64_t>(s.axis);
   return record(
       {"log_softmax", "dx = g - exp(y) * sum(g, axis)"}, x.shape(), std::move(y), {x},
@@ -103,8 +114,10 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis, std::source_location wher
 Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim, std::source_location where) {
   const kernels::AxisSplit s = kernels::split_at(x.shape(), axis, "logsumexp");
   kernels::require_nonempty_axis(x.shape(), s, "logsumexp");
-  Values max, sum_exp;
-  line_max_and_sum_exp(x.values(), s, max, sum_exp, by_finite_max);
+  Values max(s.outer * s.inner), sum_exp(s.outer * s.inner);
+  parallel_for(s.outer, slices_per_thread(s), [&](std::size_t first, std::size_t last) {
+    line_max_and_sum_exp(x.values(), s, max.data(), sum_exp.data(), by_finite_max, first, last);
+  });
   Values y(max.size());
   for (std::size_t j = 0; j < y.size(); ++j) y[j] = by_finite_max(max[j]) + std::log(sum_exp[j]);
   const std::size_t a = s.axis;

@@ -67,16 +67,20 @@ Tensor neg(const Tensor& x, std::source_location where) {
 
 Tensor exp(const Tensor& x, std::source_location where) {
   return record(
-      {"exp", "dx = g * y"}, x.shape(), kernels::map(x, [](double v) { return std::exp(v); }), {x},
-      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * y}; }, where);
+      {"exp", "dx = g * y"}, x.shape(),
+      kernels::map(
+          x, [](double v) { return std::exp(v); }, parallel_grain_costly),
+      {x}, [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * y}; }, where);
 }
 
 Tensor log(const Tensor& x, std::source_location where) {
   check_domain(
       "log", x, [](double v) { return v >= 0.0; }, "x >= 0");
   return record(
-      {"log", "dx = g / x"}, x.shape(), kernels::map(x, [](double v) { return std::log(v); }), {x},
-      [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g / in[0]}; }, where);
+      {"log", "dx = g / x"}, x.shape(),
+      kernels::map(
+          x, [](double v) { return std::log(v); }, parallel_grain_costly),
+      {x}, [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g / in[0]}; }, where);
 }
 
 Tensor sqrt(const Tensor& x, std::source_location where) {
@@ -114,7 +118,9 @@ Tensor pow(const Tensor& x, double p, std::source_location where) {
   }
   return record(
       {"pow", "dx = g * p * x^(p-1)"}, x.shape(),
-      kernels::map(x, [p](double v) { return std::pow(v, p); }), {x},
+      kernels::map(
+          x, [p](double v) { return std::pow(v, p); }, parallel_grain_costly),
+      {x},
       [p](const Tensor& g, const Tensor&, Inputs in) {
         // x^0 is constant; skipping p * x^-1 avoids 0 * inf at x = 0.
         if (p == 0.0) return Grads{zeros_like(in[0])};
@@ -130,10 +136,7 @@ Tensor pow(const Tensor& x, double p, std::source_location where) {
 // z = g * y * (1 - y)          dg = g2 * y * (1 - y),   dy = g2 * g * (1 - 2 y)
 Tensor sigmoid_backward(const Tensor& g, const Tensor& y) {
   check_same_shape("sigmoid_backward", g, y, "y");
-  const auto gv = g.values();
-  const auto yv = y.values();
-  Values z(gv.size());
-  for (std::size_t i = 0; i < z.size(); ++i) z[i] = gv[i] * yv[i] * (1.0 - yv[i]);
+  Values z = kernels::map2(g, y, [](double gi, double yi) { return gi * yi * (1.0 - yi); });
   return record({"sigmoid_backward", "dg = g2 * y * (1 - y), dy = g2 * g * (1 - 2 y)"}, g.shape(),
                 std::move(z), {g, y}, [](const Tensor& g2, const Tensor&, Inputs in) {
                   const Tensor& g = in[0];
@@ -148,15 +151,14 @@ Tensor gelu_backward(const Tensor& g, const Tensor& x) {
   constexpr double inv_sqrt2 = 0.5 * std::numbers::sqrt2;
   constexpr double inv_sqrt_2pi = 0.5 * std::numbers::sqrt2 * std::numbers::inv_sqrtpi;
   check_same_shape("gelu_backward", g, x, "x");
-  const auto gv = g.values();
-  const auto xv = x.values();
-  Values z(gv.size());
-  for (std::size_t i = 0; i < z.size(); ++i) {
-    const double v = xv[i];
-    const double cdf = 0.5 * (1.0 + std::erf(v * inv_sqrt2));
-    const double pdf = inv_sqrt_2pi * std::exp(-0.5 * v * v);
-    z[i] = gv[i] * (cdf + v * pdf);
-  }
+  Values z = kernels::map2(
+      g, x,
+      [](double gi, double v) {
+        const double cdf = 0.5 * (1.0 + std::erf(v * inv_sqrt2));
+        const double pdf = inv_sqrt_2pi * std::exp(-0.5 * v * v);
+        return gi * (cdf + v * pdf);
+      },
+      parallel_grain_costly);
   return record({"gelu_backward", "dg = g2 * (Phi(x) + x phi(x)), dx = g2 * g * phi(x) (2 - x^2)"},
                 g.shape(), std::move(z), {g, x}, [](const Tensor& g2, const Tensor&, Inputs in) {
                   const Tensor& g = in[0];
@@ -171,10 +173,7 @@ Tensor gelu_backward(const Tensor& g, const Tensor& x) {
 // z = g * (1 - y^2)            dg = g2 * (1 - y^2),     dy = -2 g2 g y
 Tensor tanh_backward(const Tensor& g, const Tensor& y) {
   check_same_shape("tanh_backward", g, y, "y");
-  const auto gv = g.values();
-  const auto yv = y.values();
-  Values z(gv.size());
-  for (std::size_t i = 0; i < z.size(); ++i) z[i] = gv[i] * (1.0 - yv[i] * yv[i]);
+  Values z = kernels::map2(g, y, [](double gi, double yi) { return gi * (1.0 - yi * yi); });
   return record({"tanh_backward", "dg = g2 * (1 - y^2), dy = -2 g2 g y"}, g.shape(), std::move(z),
                 {g, y}, [](const Tensor& g2, const Tensor&, Inputs in) {
                   const Tensor& g = in[0];
@@ -187,10 +186,7 @@ Tensor tanh_backward(const Tensor& g, const Tensor& y) {
 // z = g * [x > 0]              dg = g2 * [x > 0],       dx = 0 (the mask is piecewise constant)
 Tensor relu_backward(const Tensor& g, const Tensor& x) {
   check_same_shape("relu_backward", g, x, "x");
-  const auto gv = g.values();
-  const auto xv = x.values();
-  Values z(gv.size());
-  for (std::size_t i = 0; i < z.size(); ++i) z[i] = xv[i] > 0.0 ? gv[i] : 0.0;
+  Values z = kernels::map2(g, x, [](double gi, double xi) { return xi > 0.0 ? gi : 0.0; });
   return record(
       {"relu_backward", "dg = g2 * [x > 0]"}, g.shape(), std::move(z), {g, x},
       [](const Tensor& g2, const Tensor&, Inputs in) {
@@ -200,7 +196,8 @@ Tensor relu_backward(const Tensor& g, const Tensor& x) {
 
 Tensor sigmoid(const Tensor& x, std::source_location where) {
   return record(
-      {"sigmoid", "dx = g * y * (1 - y)"}, x.shape(), kernels::map(x, stable_sigmoid), {x},
+      {"sigmoid", "dx = g * y * (1 - y)"}, x.shape(),
+      kernels::map(x, stable_sigmoid, parallel_grain_costly), {x},
       [](const Tensor& g, const Tensor& y, Inputs) { return Grads{sigmoid_backward(g, y)}; },
       where);
 }
@@ -208,8 +205,10 @@ Tensor sigmoid(const Tensor& x, std::source_location where) {
 Tensor tanh(const Tensor& x, std::source_location where) {
   return record(
       {"tanh", "dx = g * (1 - y^2)"}, x.shape(),
-      kernels::map(x, [](double v) { return std::tanh(v); }), {x},
-      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{tanh_backward(g, y)}; }, where);
+      kernels::map(
+          x, [](double v) { return std::tanh(v); }, parallel_grain_costly),
+      {x}, [](const Tensor& g, const Tensor& y, Inputs) { return Grads{tanh_backward(g, y)}; },
+      where);
 }
 
 Tensor relu(const Tensor& x, std::source_location where) {
@@ -240,13 +239,17 @@ Tensor clamp(const Tensor& x, double low, double high, std::source_location wher
 
 Tensor sin(const Tensor& x, std::source_location where) {
   return record(
-      {"sin", "dx = g * cos(x)"}, x.shape(), kernels::map(x, [](double v) { return std::sin(v); }),
+      {"sin", "dx = g * cos(x)"}, x.shape(),
+      kernels::map(
+          x, [](double v) { return std::sin(v); }, parallel_grain_costly),
       {x}, [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g * cos(in[0])}; }, where);
 }
 
 Tensor cos(const Tensor& x, std::source_location where) {
   return record(
-      {"cos", "dx = -g * sin(x)"}, x.shape(), kernels::map(x, [](double v) { return std::cos(v); }),
+      {"cos", "dx = -g * sin(x)"}, x.shape(),
+      kernels::map(
+          x, [](double v) { return std::cos(v); }, parallel_grain_costly),
       {x}, [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g * neg(sin(in[0]))}; },
       where);
 }
@@ -254,8 +257,10 @@ Tensor cos(const Tensor& x, std::source_location where) {
 Tensor tan(const Tensor& x, std::source_location where) {
   return record(
       {"tan", "dx = g * (1 + y^2)"}, x.shape(),
-      kernels::map(x, [](double v) { return std::tan(v); }), {x},
-      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * (square(y) + 1.0)}; }, where);
+      kernels::map(
+          x, [](double v) { return std::tan(v); }, parallel_grain_costly),
+      {x}, [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * (square(y) + 1.0)}; },
+      where);
 }
 
 Tensor log1p(const Tensor& x, std::source_location where) {
@@ -263,21 +268,26 @@ Tensor log1p(const Tensor& x, std::source_location where) {
       "log1p", x, [](double v) { return v >= -1.0; }, "x >= -1");
   return record(
       {"log1p", "dx = g / (1 + x)"}, x.shape(),
-      kernels::map(x, [](double v) { return std::log1p(v); }), {x},
-      [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g / (in[0] + 1.0)}; }, where);
+      kernels::map(
+          x, [](double v) { return std::log1p(v); }, parallel_grain_costly),
+      {x}, [](const Tensor& g, const Tensor&, Inputs in) { return Grads{g / (in[0] + 1.0)}; },
+      where);
 }
 
 Tensor expm1(const Tensor& x, std::source_location where) {
   return record(
       {"expm1", "dx = g * (y + 1)"}, x.shape(),
-      kernels::map(x, [](double v) { return std::expm1(v); }), {x},
-      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * (y + 1.0)}; }, where);
+      kernels::map(
+          x, [](double v) { return std::expm1(v); }, parallel_grain_costly),
+      {x}, [](const Tensor& g, const Tensor& y, Inputs) { return Grads{g * (y + 1.0)}; }, where);
 }
 
 Tensor erf(const Tensor& x, std::source_location where) {
   return record(
       {"erf", "dx = g * 2/sqrt(pi) * exp(-x^2)"}, x.shape(),
-      kernels::map(x, [](double v) { return std::erf(v); }), {x},
+      kernels::map(
+          x, [](double v) { return std::erf(v); }, parallel_grain_costly),
+      {x},
       [](const Tensor& g, const Tensor&, Inputs in) {
         return Grads{g * exp(neg(square(in[0]))) * (2.0 * std::numbers::inv_sqrtpi)};
       },
@@ -294,10 +304,12 @@ Tensor softplus(const Tensor& x, double beta, double threshold, std::source_loca
   // PyTorch's kernel, to the rounding: linear where beta x > threshold.
   return record(
       {"softplus", "dx = g * sigmoid(beta x), or g where beta x > threshold"}, x.shape(),
-      kernels::map(x,
-                   [=](double v) {
-                     return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta;
-                   }),
+      kernels::map(
+          x,
+          [=](double v) {
+            return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta;
+          },
+          parallel_grain_costly),
       {x},
       [=](const Tensor& g, const Tensor&, Inputs in) {
         const Tensor linear = piecewise(in[0], [=](double v) { return v * beta > threshold; });
@@ -314,17 +326,22 @@ Tensor gelu(const Tensor& x, GeluApproximate approximate, std::source_location w
   if (approximate == GeluApproximate::none) {
     return record(
         {"gelu", "dx = g * (Phi(x) + x phi(x))"}, x.shape(),
-        kernels::map(x, [](double v) { return v * 0.5 * (1.0 + std::erf(v * inv_sqrt2)); }), {x},
+        kernels::map(
+            x, [](double v) { return v * 0.5 * (1.0 + std::erf(v * inv_sqrt2)); },
+            parallel_grain_costly),
+        {x},
         [](const Tensor& g, const Tensor&, Inputs in) { return Grads{gelu_backward(g, in[0])}; },
         where);
   }
   return record(
       {"gelu", "dx = g * ((1 + t) / 2 + x (1 - t^2) u' / 2), t = tanh(u)"}, x.shape(),
-      kernels::map(x,
-                   [](double v) {
-                     const double inner = beta * (v + kappa * v * v * v);
-                     return 0.5 * v * (1.0 + std::tanh(inner));
-                   }),
+      kernels::map(
+          x,
+          [](double v) {
+            const double inner = beta * (v + kappa * v * v * v);
+            return 0.5 * v * (1.0 + std::tanh(inner));
+          },
+          parallel_grain_costly),
       {x},
       [](const Tensor& g, const Tensor&, Inputs in) {
         const Tensor& x = in[0];
@@ -347,7 +364,9 @@ Tensor gelu(const Tensor& x, std::string_view approximate, std::source_location 
 Tensor silu(const Tensor& x, std::source_location where) {
   return record(
       {"silu", "dx = g * s (1 + x (1 - s)), s = sigmoid(x)"}, x.shape(),
-      kernels::map(x, [](double v) { return v / (1.0 + std::exp(-v)); }), {x},
+      kernels::map(
+          x, [](double v) { return v / (1.0 + std::exp(-v)); }, parallel_grain_costly),
+      {x},
       [](const Tensor& g, const Tensor&, Inputs in) {
         const Tensor s = sigmoid(in[0]);
         return Grads{g * s * (in[0] * (1.0 - s) + 1.0)};
@@ -369,7 +388,9 @@ Tensor leaky_relu(const Tensor& x, double negative_slope, std::source_location w
 Tensor elu(const Tensor& x, double alpha, std::source_location where) {
   return record(
       {"elu", "dx = g * (x > 0 ? 1 : alpha e^x)"}, x.shape(),
-      kernels::map(x, [=](double v) { return v > 0.0 ? v : alpha * std::expm1(v); }), {x},
+      kernels::map(
+          x, [=](double v) { return v > 0.0 ? v : alpha * std::expm1(v); }, parallel_grain_costly),
+      {x},
       [=](const Tensor& g, const Tensor&, Inputs in) {
         const Tensor& x = in[0];
         const Tensor positive = piecewise(x, [](double v) { return v > 0.0; });

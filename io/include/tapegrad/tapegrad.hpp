@@ -8,6 +8,7 @@
 #include "tapegrad/core/error.hpp"
 #include "tapegrad/core/functional.hpp"
 #include "tapegrad/core/gradcheck.hpp"
+#include "tapegrad/core/parallel.hpp"
 #include "tapegrad/core/random.hpp"
 #include "tapegrad/core/shape.hpp"
 #include "tapegrad/core/tape.hpp"

@@ -29,24 +29,35 @@ std::vector<std::size_t> broadcast_strides(const Shape& from, const Shape& to);
 
 // Visits every element of `out` in row-major order as fn(out_offset, a_offset, b_offset), where
 // the a/b offsets follow the strides made by broadcast_strides. The innermost axis runs in a
-// plain loop, so the overhead is per row, not per element.
+// plain loop, so the overhead is per row, not per element. The _rows form visits only the rows
+// (runs of the innermost axis) first_row .. last_row - 1, so that threads can share the rows.
 template <class Fn>
-void for_each_broadcast(const Shape& out, const std::vector<std::size_t>& a_strides,
-                        const std::vector<std::size_t>& b_strides, Fn&& fn) {
+void for_each_broadcast_rows(const Shape& out, const std::vector<std::size_t>& a_strides,
+                             const std::vector<std::size_t>& b_strides, std::size_t first_row,
+                             std::size_t last_row, Fn&& fn) {
   const std::size_t rank = out.rank();
-  if (out.numel() == 0) return;
+  if (out.numel() == 0 || first_row >= last_row) return;
   if (rank == 0) {
     fn(std::size_t{0}, std::size_t{0}, std::size_t{0});
     return;
   }
-  std::vector<std::int64_t> index(rank, 0);
-  std::size_t out_offset = 0, a_offset = 0, b_offset = 0;
   const auto inner = static_cast<std::size_t>(out[rank - 1]);
   const std::size_t a_inner = a_strides[rank - 1], b_inner = b_strides[rank - 1];
-  for (;;) {
+  // The multi-index of first_row over the outer axes, and the offsets it starts at.
+  std::vector<std::int64_t> index(rank, 0);
+  std::size_t out_offset = first_row * inner, a_offset = 0, b_offset = 0;
+  for (std::size_t axis = rank - 1, rest = first_row; axis-- > 0;) {
+    const auto extent = static_cast<std::size_t>(out[axis]);
+    index[axis] = static_cast<std::int64_t>(rest % extent);
+    rest /= extent;
+    a_offset += static_cast<std::size_t>(index[axis]) * a_strides[axis];
+    b_offset += static_cast<std::size_t>(index[axis]) * b_strides[axis];
+  }
+  for (std::size_t row = first_row;;) {
     for (std::size_t j = 0; j < inner; ++j) {
       fn(out_offset++, a_offset + j * a_inner, b_offset + j * b_inner);
     }
+    if (++row == last_row) return;
     // Advance the multi-index over the outer axes, carrying like an odometer.
     std::size_t axis = rank - 1;
     for (;;) {
@@ -61,6 +72,16 @@ void for_each_broadcast(const Shape& out, const std::vector<std::size_t>& a_stri
       index[axis] = 0;
     }
   }
+}
+
+template <class Fn>
+void for_each_broadcast(const Shape& out, const std::vector<std::size_t>& a_strides,
+                        const std::vector<std::size_t>& b_strides, Fn&& fn) {
+  const std::size_t rank = out.rank();
+  const std::size_t rows =
+      rank == 0 ? 1
+                : (out[rank - 1] == 0 ? 0 : out.numel() / static_cast<std::size_t>(out[rank - 1]));
+  for_each_broadcast_rows(out, a_strides, b_strides, 0, rows, fn);
 }
 
 // a + b for two gradients of one shape: the engine's accumulation when a tensor is used more
