@@ -140,7 +140,20 @@ TEST(Parallel, UserThreadsShareThePoolAndEachGetsItsWholeRange) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool thread_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool thread_sanitizer = true;
+#else
+constexpr bool thread_sanitizer = false;
+#endif
+#else
+constexpr bool thread_sanitizer = false;
+#endif
+
 TEST(Parallel, AForkedChildRunsSplitKernels) {
+  if (thread_sanitizer) GTEST_SKIP() << "ThreadSanitizer cannot start threads after a fork";
   const ThreadCount scope(2);
   ASSERT_EQ(visits(1 << 16, 1), std::vector<int>(1 << 16, 1));  // the parent's pool is started
   const pid_t child = fork();
