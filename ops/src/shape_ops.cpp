@@ -97,7 +97,13 @@ Shape with_axis_size(const Shape& shape, std::size_t axis, std::int64_t size) {
 Tensor reshape(const Tensor& x, std::vector<std::int64_t> dims, std::source_location where) {
   Shape target = infer_shape(x.shape(), std::move(dims));
   if (target == x.shape()) return x;
-  Values values(x.values().begin(), x.values().end());
+  const std::span<const double> xv = x.values();
+  Values values(xv.size());
+  parallel_for(xv.size(), parallel_grain_cheap, [&](std::size_t begin, std::size_t end) {
+    std::copy(xv.begin() + static_cast<std::ptrdiff_t>(begin),
+              xv.begin() + static_cast<std::ptrdiff_t>(end),
+              values.begin() + static_cast<std::ptrdiff_t>(begin));
+  });
   return record(
       {"reshape", "dx = reshape(g, x.shape)"}, std::move(target), std::move(values), {x},
       [](const Tensor& g, const Tensor&, Inputs in) {

@@ -24,10 +24,12 @@ using Grads = TensorList;
 // a line that is all -inf, or holds +inf, gives inf - inf = NaN, as in PyTorch. logsumexp shifts
 // an infinite m by 0 instead (PyTorch's logsumexp does), so an all -inf line sums to 0 and its
 // log is -inf, and a +inf element makes the sum, and the log, +inf.
-// x [outer, n, inner] -> max, sum_exp [outer, inner], for the outer slices first .. last - 1.
+// x [outer, n, inner] -> max, sum_exp [outer, inner], for the outer slices first .. last - 1;
+// and each e^(x - shift(max)) into `exps` [outer, n, inner] unless it is null.
 template <class Shift>
 void line_max_and_sum_exp(std::span<const double> x, const kernels::AxisSplit& s, double* max,
-                          double* sum_exp, Shift shift, std::size_t first, std::size_t last) {
+                          double* sum_exp, Shift shift, std::size_t first, std::size_t last,
+                          double* exps = nullptr) {
   for (std::size_t o = first; o < last; ++o) {
     for (std::size_t i = 0; i < s.inner; ++i) {
       max[o * s.inner + i] = -INFINITY;
@@ -42,8 +44,10 @@ void line_max_and_sum_exp(std::span<const double> x, const kernels::AxisSplit& s
     }
     for (std::size_t k = 0; k < s.n; ++k) {
       for (std::size_t i = 0; i < s.inner; ++i) {
-        sum_exp[o * s.inner + i] +=
-            std::exp(x[(o * s.n + k) * s.inner + i] - shift(max[o * s.inner + i]));
+        const std::size_t at = (o * s.n + k) * s.inner + i;
+        const double e = std::exp(x[at] - shift(max[o * s.inner + i]));
+        sum_exp[o * s.inner + i] += e;
+        if (exps != nullptr) exps[at] = e;
       }
     }
   }
@@ -69,12 +73,12 @@ Tensor softmax(const Tensor& x, std::int64_t axis, std::source_location where) {
   const std::span<const double> xv = x.values();
   Values max(s.outer * s.inner), sum_exp(s.outer * s.inner), y(xv.size());
   parallel_for(s.outer, slices_per_thread(s), [&](std::size_t first, std::size_t last) {
-    line_max_and_sum_exp(xv, s, max.data(), sum_exp.data(), by_max, first, last);
+    // y holds e^(x - max) first (each computed once), then is divided by the sums.
+    line_max_and_sum_exp(xv, s, max.data(), sum_exp.data(), by_max, first, last, y.data());
     for (std::size_t o = first; o < last; ++o) {
       for (std::size_t k = 0; k < s.n; ++k) {
         for (std::size_t i = 0; i < s.inner; ++i) {
-          const std::size_t at = (o * s.n + k) * s.inner + i;
-          y[at] = std::exp(xv[at] - max[o * s.inner + i]) / sum_exp[o * s.inner + i];
+          y[(o * s.n + k) * s.inner + i] /= sum_exp[o * s.inner + i];
         }
       }
     }
