@@ -21,6 +21,8 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "workloads.hpp"
+
 namespace {
 
 using namespace tapegrad;  // NOLINT: the ops read best unqualified
@@ -70,6 +72,7 @@ BENCHMARK(BM_conv_op)
 
 // The same per-sample dgemm calls the op makes (conv.cpp), nothing else.
 void BM_conv_dgemm(benchmark::State& state) {
+  bench::blas_threads_for_yardstick();
   const Layer l = layer(state.range(0));
   const std::int64_t product = state.range(1);
   const int o = static_cast<int>(l.o), k = static_cast<int>(l.cols());
@@ -125,6 +128,7 @@ void BM_conv_step_op(benchmark::State& state) {
 BENCHMARK(BM_conv_step_op)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_conv_step_dgemm(benchmark::State& state) {
+  bench::blas_threads_for_yardstick();
   const Layer l1 = layer(1), l2 = layer(2);
   const auto buffers = [](const Layer& l) {
     return std::vector<std::vector<double>>{

@@ -124,6 +124,7 @@ BENCHMARK(BM_W4_mlp_large_step)->UseRealTime()->Unit(benchmark::kMillisecond);
 // W4's yardstick: the same dgemm calls one W4 step makes (Linear is y = x W^T), on buffers
 // allocated once, so this is what the machine's BLAS does at these sizes.
 void BM_W4_dgemm_reference(benchmark::State& state) {
+  bench::blas_threads_for_yardstick();
   const auto& sizes = bench::kW4Sizes;
   const int n = static_cast<int>(bench::kW4Batch);
   std::vector<std::vector<double>> acts, weights, grads_w;  // acts[l] [n, sizes[l]]
@@ -262,6 +263,7 @@ BENCHMARK(BM_batched_matmul_fwd_bwd)->UseRealTime()->Unit(benchmark::kMicrosecon
 // Its yardstick: the same 3 x 64 dgemm calls (same shapes and transpose flags) on buffers
 // allocated once. Target: BM_batched_matmul_fwd_bwd within 1.5x of this.
 void BM_batched_matmul_dgemm_alone(benchmark::State& state) {
+  bench::blas_threads_for_yardstick();
   const std::size_t mat = static_cast<std::size_t>(kSide) * kSide;
   const std::size_t all = mat * kBatch;
   std::vector<double> a(all, 0.01), b(all, 0.02), g(all, 0.03), y(all), da(all), db(all);
@@ -299,6 +301,7 @@ void BM_batched_matmul_forward(benchmark::State& state) {
 BENCHMARK(BM_batched_matmul_forward)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 void BM_batched_matmul_forward_dgemm_alone(benchmark::State& state) {
+  bench::blas_threads_for_yardstick();
   const std::size_t mat = static_cast<std::size_t>(kSide) * kSide;
   std::vector<double> a(mat * kBatch, 0.01), b(mat * kBatch, 0.02), y(mat * kBatch);
   const int s = kSide;

@@ -16,6 +16,8 @@
 //       vocabulary 113 as the fortunes), batch 32, AdamW
 //   M1  resident memory after 1e5 W3 steps minus after 1e3 (whole_run.cpp)
 //   M2  resident memory after 300 W6 steps minus after 30 (whole_run.cpp cnn)
+#include <cblas.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -82,6 +84,13 @@ inline int bench_threads() {
   }
   const unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+// The dgemm yardsticks call OpenBLAS directly, on its own threads (bench_threads() of them):
+// tapegrad's products set OpenBLAS to one thread and split on tapegrad's pool instead
+// (ops/src/gemm.hpp), so each yardstick sets OpenBLAS's count back first.
+inline void blas_threads_for_yardstick() {
+  openblas_set_num_threads(bench_threads());
 }
 
 // VmRSS of this process in MB (0 if /proc is unavailable): M1 and the rss_MB counters.

@@ -2,13 +2,12 @@
 // and conv1d on top. Formulas and shapes in conv.hpp.
 #include "tapegrad/ops/conv.hpp"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <string_view>
 
 #include <fmt/format.h>
 
+#include "gemm.hpp"
 #include "kernels.hpp"
 #include "tapegrad/core/broadcast.hpp"
 #include "tapegrad/core/error.hpp"
@@ -282,9 +281,7 @@ void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, con
            std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
            std::int64_t ldc) {
   if (m == 0 || n == 0 || k == 0) return;
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0, a,
-              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+  kernels::gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 // Between a [N, O, Ho Wo] tensor's group q of samples n0 .. n0 + count and the chunk layout

@@ -2,10 +2,11 @@
 // flags.
 #include "tapegrad/ops/matmul.hpp"
 
-#include <cblas.h>
+#include <algorithm>
 
 #include <fmt/format.h>
 
+#include "gemm.hpp"
 #include "kernels.hpp"
 #include "tapegrad/core/broadcast.hpp"
 #include "tapegrad/core/error.hpp"
@@ -35,10 +36,9 @@ Tensor matrix_product(const Tensor& a, const Tensor& b, MatmulOptions options,
   Values y = k > 0 ? Values(n * m) : Values(n * m, 0.0);
   if (n > 0 && m > 0 && k > 0) {
     // Row-major storage: the leading dimension of each matrix is its stored row length.
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), 1.0,
-                a.values().data(), static_cast<int>(a.shape()[1]), b.values().data(),
-                static_cast<int>(b.shape()[1]), 0.0, y.data(), static_cast<int>(m));
+    kernels::gemm(ta, tb, static_cast<std::int64_t>(n), static_cast<std::int64_t>(m),
+                  static_cast<std::int64_t>(k), a.values().data(), a.shape()[1], b.values().data(),
+                  b.shape()[1], 0.0, y.data(), static_cast<std::int64_t>(m));
   }
   return record(
       {"matmul", "da = g b^T, db = a^T g"},
@@ -105,20 +105,31 @@ Tensor batched_product(const Tensor& a, const Tensor& b, MatmulOptions options, 
     const auto rows = fold ? static_cast<std::int64_t>(batch.numel()) * n : n;
     // a [rows, k] at a_at, b [k, m] at b_at -> y [rows, m] at y_at (row-major, as stored)
     auto gemm = [&](const double* a_at, const double* b_at, double* y_at) {
-      cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                  static_cast<int>(rows), static_cast<int>(m), static_cast<int>(k), 1.0, a_at,
-                  static_cast<int>(a_cols), b_at, static_cast<int>(b_cols), 0.0, y_at,
-                  static_cast<int>(m));
+      kernels::gemm(ta, tb, rows, m, k, a_at, a_cols, b_at, b_cols, 0.0, y_at, m);
     };
     if (fold) {
       gemm(a.values().data(), b.values().data(), y.data());
     } else {
-      detail::for_each_broadcast(batch, detail::broadcast_strides(batch_a, batch),
-                                 detail::broadcast_strides(batch_b, batch),
-                                 [&](std::size_t o, std::size_t ai, std::size_t bi) {
-                                   gemm(a.values().data() + ai * mat_a,
-                                        b.values().data() + bi * mat_b, y.data() + o * mat_y);
-                                 });
+      // Threads share the batch elements (each product then runs on one thread: a product
+      // called from inside a split runs inline).
+      const auto a_strides = detail::broadcast_strides(batch_a, batch);
+      const auto b_strides = detail::broadcast_strides(batch_b, batch);
+      const std::size_t row =
+          batch.rank() == 0 ? 1 : static_cast<std::size_t>(batch[batch.rank() - 1]);
+      const double per_product =
+          static_cast<double>(n) * static_cast<double>(m) * static_cast<double>(k);
+      const auto per_thread =
+          static_cast<std::size_t>((1 << 18) /
+                                   std::max(1.0, per_product * static_cast<double>(row))) +
+          1;
+      parallel_for(batch.numel() / row, per_thread, [&](std::size_t first, std::size_t last) {
+        detail::for_each_broadcast_rows(batch, a_strides, b_strides, first, last,
+                                        [&](std::size_t o, std::size_t ai, std::size_t bi) {
+                                          gemm(a.values().data() + ai * mat_a,
+                                               b.values().data() + bi * mat_b,
+                                               y.data() + o * mat_y);
+                                        });
+      });
     }
   }
   return record(
