@@ -212,13 +212,12 @@ struct Workspace {
   std::int64_t chunk;  // samples per product
 };
 
-// Samples whose column matrices go side by side into one product: a few small products per sample
-// keep OpenBLAS's second thread waiting (W6's products were at 48-64% of the same dgemm calls); one
-// product over a chunk of samples is wider and runs at BLAS speed. The chunk's column matrix is
-// kept near 8 MB.
+// Samples whose column matrices go side by side into one product: as many as fit in 512 KB of
+// column matrix (at least one), so that im2col's writes are still in cache when the product reads
+// them; the threads share the chunks (for_each_chunk). One sample per chunk in the direct case.
 std::int64_t samples_per_product(const Geometry& g) {
   if (g.direct() || g.n == 0) return 1;
-  constexpr std::int64_t budget = std::int64_t{1} << 20;  // doubles
+  constexpr std::int64_t budget = std::int64_t{1} << 16;  // doubles
   return std::clamp<std::int64_t>(budget / std::max<std::int64_t>(1, g.k() * g.l()), 1, g.n);
 }
 
@@ -315,26 +314,38 @@ void from_chunk(const Geometry& g, const double* stage, std::int64_t q, std::int
                });
 }
 
+// Calls lower(n0, count) for every chunk of samples n0 .. n0 + count - 1, the chunks shared by
+// the threads (each lowers its chunks with its own workspace). Chunk boundaries depend on the
+// geometry alone, so every output element comes from the same product on any thread count.
+template <class Lower>
+void for_each_chunk(const Geometry& g, Lower lower) {
+  const std::int64_t chunk = samples_per_product(g), chunks = (g.n + chunk - 1) / chunk;
+  parallel_for(static_cast<std::size_t>(chunks), 1, [&](std::size_t c0, std::size_t c1) {
+    for (auto c = static_cast<std::int64_t>(c0); c < static_cast<std::int64_t>(c1); ++c) {
+      lower(c * chunk, std::min(chunk, g.n - c * chunk));
+    }
+  });
+}
+
 // y[n, group] [O/G, Ho Wo] = w[group] [O/G, K] col [K, Ho Wo], a chunk of samples per product
 // (col [K, chunk Ho Wo]).
 Values forward_kernel(const Geometry& g, const double* x, const double* w) {
   Values y(static_cast<std::size_t>(g.n * g.o * g.l()));
-  const Workspace ws = workspace(g);
   for (std::int64_t q = 0; q < g.groups; ++q) {
     const double* wq = w + q * g.og() * g.k();
-    if (g.direct()) {
-      for (std::int64_t n = 0; n < g.n; ++n) {
-        dgemm(false, false, g.og(), g.l(), g.k(), wq, g.k(), x + (n * g.c + q * g.cg()) * g.h * g.w,
-              g.l(), 0.0, y.data() + (n * g.o + q * g.og()) * g.l(), g.l());
+    for_each_chunk(g, [&](std::int64_t n0, std::int64_t count) {
+      if (g.direct()) {  // one sample per chunk, its input is the column matrix
+        dgemm(false, false, g.og(), g.l(), g.k(), wq, g.k(),
+              x + (n0 * g.c + q * g.cg()) * g.h * g.w, g.l(), 0.0,
+              y.data() + (n0 * g.o + q * g.og()) * g.l(), g.l());
+        return;
       }
-      continue;
-    }
-    for (std::int64_t n0 = 0; n0 < g.n; n0 += ws.chunk) {
-      const std::int64_t count = std::min(ws.chunk, g.n - n0), ld = count * g.l();
+      const Workspace ws = workspace(g);
+      const std::int64_t ld = count * g.l();
       im2col_chunk(g, x, q, n0, count, ws.col);
       dgemm(false, false, g.og(), ld, g.k(), wq, g.k(), ws.col, ld, 0.0, ws.stage, ld);
       from_chunk(g, ws.stage, q, n0, count, y.data());
-    }
+    });
   }
   return y;
 }
@@ -343,46 +354,60 @@ Values forward_kernel(const Geometry& g, const double* x, const double* w) {
 // a chunk of samples per product.
 Values input_kernel(const Geometry& g, const double* w, const double* gy) {
   Values dx(static_cast<std::size_t>(g.n * g.c * g.h * g.w), 0.0);
-  const Workspace ws = workspace(g);
   for (std::int64_t q = 0; q < g.groups; ++q) {
     const double* wq = w + q * g.og() * g.k();
-    if (g.direct()) {
-      for (std::int64_t n = 0; n < g.n; ++n) {
-        dgemm(true, false, g.k(), g.l(), g.og(), wq, g.k(), gy + (n * g.o + q * g.og()) * g.l(),
-              g.l(), 0.0, dx.data() + (n * g.c + q * g.cg()) * g.h * g.w, g.l());
+    for_each_chunk(g, [&](std::int64_t n0, std::int64_t count) {
+      if (g.direct()) {
+        dgemm(true, false, g.k(), g.l(), g.og(), wq, g.k(), gy + (n0 * g.o + q * g.og()) * g.l(),
+              g.l(), 0.0, dx.data() + (n0 * g.c + q * g.cg()) * g.h * g.w, g.l());
+        return;
       }
-      continue;
-    }
-    for (std::int64_t n0 = 0; n0 < g.n; n0 += ws.chunk) {
-      const std::int64_t count = std::min(ws.chunk, g.n - n0), ld = count * g.l();
+      const Workspace ws = workspace(g);
+      const std::int64_t ld = count * g.l();
       to_chunk(g, gy, q, n0, count, ws.stage);
       dgemm(true, false, g.k(), ld, g.og(), wq, g.k(), ws.stage, ld, 0.0, ws.col, ld);
       col2im_chunk(g, ws.col, q, n0, count, dx.data());
-    }
+    });
   }
   return dx;
 }
 
 // dw[group] [O/G, K] += gy[n, group] [O/G, Ho Wo] col^T [Ho Wo, K], summed over the batch; a
-// chunk of samples per product, whose inner dimension is then chunk Ho Wo.
+// chunk of samples per product, whose inner dimension is then chunk Ho Wo. The chunks are dealt
+// into at most 8 runs of consecutive chunks (by the geometry alone): each run sums into its own
+// partial dw, and the partials are added in run order, so the sum is the same on any thread count.
 Values weight_kernel(const Geometry& g, const double* x, const double* gy) {
-  Values dw(static_cast<std::size_t>(g.o * g.k()), 0.0);
-  const Workspace ws = workspace(g);
-  for (std::int64_t q = 0; q < g.groups; ++q) {
-    double* dwq = dw.data() + q * g.og() * g.k();
-    if (g.direct()) {
-      for (std::int64_t n = 0; n < g.n; ++n) {
-        dgemm(false, true, g.og(), g.k(), g.l(), gy + (n * g.o + q * g.og()) * g.l(), g.l(),
-              x + (n * g.c + q * g.cg()) * g.h * g.w, g.l(), 1.0, dwq, g.k());
+  const std::int64_t chunk = samples_per_product(g), chunks = (g.n + chunk - 1) / chunk;
+  const std::int64_t runs = std::clamp<std::int64_t>(chunks, 1, 8), size = g.o * g.k();
+  Values partial(static_cast<std::size_t>(runs * size), 0.0);
+  parallel_for(static_cast<std::size_t>(runs), 1, [&](std::size_t r0, std::size_t r1) {
+    for (auto r = static_cast<std::int64_t>(r0); r < static_cast<std::int64_t>(r1); ++r) {
+      double* dw = partial.data() + r * size;
+      for (std::int64_t c = chunks * r / runs; c < chunks * (r + 1) / runs; ++c) {
+        const std::int64_t n0 = c * chunk, count = std::min(chunk, g.n - n0);
+        for (std::int64_t q = 0; q < g.groups; ++q) {
+          double* dwq = dw + q * g.og() * g.k();
+          if (g.direct()) {
+            dgemm(false, true, g.og(), g.k(), g.l(), gy + (n0 * g.o + q * g.og()) * g.l(), g.l(),
+                  x + (n0 * g.c + q * g.cg()) * g.h * g.w, g.l(), 1.0, dwq, g.k());
+            continue;
+          }
+          const Workspace ws = workspace(g);
+          const std::int64_t ld = count * g.l();
+          im2col_chunk(g, x, q, n0, count, ws.col);
+          to_chunk(g, gy, q, n0, count, ws.stage);
+          dgemm(false, true, g.og(), g.k(), ld, ws.stage, ld, ws.col, ld, 1.0, dwq, g.k());
+        }
       }
-      continue;
     }
-    for (std::int64_t n0 = 0; n0 < g.n; n0 += ws.chunk) {
-      const std::int64_t count = std::min(ws.chunk, g.n - n0), ld = count * g.l();
-      im2col_chunk(g, x, q, n0, count, ws.col);
-      to_chunk(g, gy, q, n0, count, ws.stage);
-      dgemm(false, true, g.og(), g.k(), ld, ws.stage, ld, ws.col, ld, 1.0, dwq, g.k());
-    }
+  });
+  if (runs == 1) return partial;
+  Values dw(static_cast<std::size_t>(size));
+  for (std::int64_t i = 0; i < size; ++i) {
+    double total = partial[static_cast<std::size_t>(i)];
+    for (std::int64_t r = 1; r < runs; ++r)
+      total += partial[static_cast<std::size_t>(r * size + i)];
+    dw[static_cast<std::size_t>(i)] = total;
   }
   return dw;
 }
