@@ -184,29 +184,36 @@ void SGD::update(std::size_t index, std::span<const double> p, std::span<const d
   const double wd = options_.weight_decay;
   const std::vector<double>& b = momentum_buffer_[index];
   const std::size_t n = p.size();
-  // Each case is its own plain loop (no per-element branches), so the compiler vectorises it.
-  // d = g + wd p (L2 term), computed into the momentum buffer or applied directly.
-  if (mu == 0.0) {
-    if (wd == 0.0) {
-      for (std::size_t j = 0; j < n; ++j) out[j] = p[j] - lr * g[j];
-    } else {
-      for (std::size_t j = 0; j < n; ++j) out[j] = p[j] - lr * (g[j] + wd * p[j]);
-    }
-    return;
-  }
   std::vector<double>& nb = new_buffer_[index];
-  nb.resize(n);
-  if (b.empty()) {
-    // PyTorch starts the buffer at the first gradient itself (no dampening on step 1).
-    for (std::size_t j = 0; j < n; ++j) nb[j] = g[j] + wd * p[j];
-  } else {
-    for (std::size_t j = 0; j < n; ++j) nb[j] = mu * b[j] + (1.0 - tau) * (g[j] + wd * p[j]);
-  }
-  if (options_.nesterov) {
-    for (std::size_t j = 0; j < n; ++j) out[j] = p[j] - lr * ((g[j] + wd * p[j]) + mu * nb[j]);
-  } else {
-    for (std::size_t j = 0; j < n; ++j) out[j] = p[j] - lr * nb[j];
-  }
+  if (mu != 0.0) nb.resize(n);
+  const bool nesterov = options_.nesterov;
+  // Each case is its own plain loop (no per-element branches), so the compiler vectorises it; a
+  // large parameter's elements are shared by the threads (parallel.hpp).
+  // d = g + wd p (L2 term), computed into the momentum buffer or applied directly.
+  parallel_for(n, parallel_grain_cheap, [&](std::size_t begin, std::size_t end) {
+    if (mu == 0.0) {
+      if (wd == 0.0) {
+        for (std::size_t j = begin; j < end; ++j) out[j] = p[j] - lr * g[j];
+      } else {
+        for (std::size_t j = begin; j < end; ++j) out[j] = p[j] - lr * (g[j] + wd * p[j]);
+      }
+      return;
+    }
+    if (b.empty()) {
+      // PyTorch starts the buffer at the first gradient itself (no dampening on step 1).
+      for (std::size_t j = begin; j < end; ++j) nb[j] = g[j] + wd * p[j];
+    } else {
+      for (std::size_t j = begin; j < end; ++j) {
+        nb[j] = mu * b[j] + (1.0 - tau) * (g[j] + wd * p[j]);
+      }
+    }
+    if (nesterov) {
+      for (std::size_t j = begin; j < end; ++j)
+        out[j] = p[j] - lr * ((g[j] + wd * p[j]) + mu * nb[j]);
+    } else {
+      for (std::size_t j = begin; j < end; ++j) out[j] = p[j] - lr * nb[j];
+    }
+  });
 }
 
 void SGD::commit(std::size_t index) {
