@@ -354,7 +354,10 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("openblas_config", openblas_get_config());
+  // Read before any tapegrad product sets OpenBLAS to one thread (ops/src/gemm.hpp): the
+  // yardsticks' count.
   benchmark::AddCustomContext("openblas_threads", std::to_string(openblas_get_num_threads()));
+  benchmark::AddCustomContext("tapegrad_threads", std::to_string(tapegrad::get_num_threads()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
