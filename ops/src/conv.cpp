@@ -241,9 +241,10 @@ double* padded_sample(const Geometry& g) {
   return pad.data();
 }
 
-// The lowering's copies (im2col, col2im, to_chunk, from_chunk) are memory traffic on one core
-// while BLAS's other threads wait: threads share a chunk's samples, each sample's copy being
-// independent of the others. At least ~parallel_grain_cheap doubles per thread.
+// The lowering's copies (im2col, col2im, to_chunk, from_chunk) of one chunk: the threads share
+// its samples, each sample's copy independent of the others, at least ~parallel_grain_cheap
+// doubles per thread. Inside for_each_chunk's split (several chunks) they run inline; a single
+// chunk (a small batch) still splits here.
 std::size_t samples_per_thread(std::int64_t per_sample) {
   return parallel_grain_cheap / static_cast<std::size_t>(std::max<std::int64_t>(1, per_sample)) + 1;
 }

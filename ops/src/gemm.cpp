@@ -53,10 +53,12 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, cons
   const double flops = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const bool by_rows = m >= n;
   const std::int64_t side = by_rows ? m : n;
-  const auto blocks =
-      static_cast<std::int64_t>(std::clamp(flops / min_flops_per_block, 1.0,
-                                           static_cast<double>(std::min<std::int64_t>(
-                                               max_blocks, std::max<std::int64_t>(1, side / 8)))));
+  // A power of two, so that two or four threads get equal shares.
+  const auto most = std::min<std::int64_t>(max_blocks, std::max<std::int64_t>(1, side / 8));
+  std::int64_t blocks = 1;
+  while (blocks * 2 <= most && static_cast<double>(blocks * 2) * min_flops_per_block <= flops) {
+    blocks *= 2;
+  }
   parallel_for(static_cast<std::size_t>(blocks), 1, [&](std::size_t block0, std::size_t block1) {
     for (auto block = static_cast<std::int64_t>(block0); block < static_cast<std::int64_t>(block1);
          ++block) {

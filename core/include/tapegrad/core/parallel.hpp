@@ -32,6 +32,12 @@ void parallel_for(std::size_t n, std::size_t min_per_thread, RangeBody body, voi
 // different threads stay independent, they only share the extra cores.
 template <class Body>
 void parallel_for(std::size_t n, std::size_t min_per_thread, Body&& body) {
+  // Fewer than two ranges' worth: inline here, without a call into the pool (a scalar op's
+  // kernel must not pay for the threads it does not use).
+  if (n / (min_per_thread > 0 ? min_per_thread : 1) < 2) {
+    if (n > 0) body(std::size_t{0}, n);
+    return;
+  }
   using B = std::remove_reference_t<Body>;
   detail::parallel_for(
       n, min_per_thread,
