@@ -249,32 +249,37 @@ std::size_t samples_per_thread(std::int64_t per_sample) {
   return parallel_grain_cheap / static_cast<std::size_t>(std::max<std::int64_t>(1, per_sample)) + 1;
 }
 
+// Calls copy(s, pad) for the samples s = 0 .. count - 1 of a chunk, shared by the threads; `pad`
+// is the calling thread's zeroed padded sample (padded_sample) when with_pad, else null.
+template <class Copy>
+void for_each_sample(const Geometry& g, std::int64_t count, std::int64_t per_sample, bool with_pad,
+                     Copy copy) {
+  parallel_for(static_cast<std::size_t>(count), samples_per_thread(per_sample),
+               [&](std::size_t s0, std::size_t s1) {
+                 double* pad = with_pad ? padded_sample(g) : nullptr;
+                 for (auto s = static_cast<std::int64_t>(s0); s < static_cast<std::int64_t>(s1);
+                      ++s) {
+                   copy(s, pad);
+                 }
+               });
+}
+
 // im2col of group q of samples n0 .. n0 + count into col [K, count Ho Wo].
 void im2col_chunk(const Geometry& g, const double* x, std::int64_t q, std::int64_t n0,
                   std::int64_t count, double* col) {
   const std::int64_t ld = count * g.l();
-  parallel_for(
-      static_cast<std::size_t>(count), samples_per_thread(g.k() * g.l()),
-      [&](std::size_t s0, std::size_t s1) {
-        double* pad = padded_sample(g);
-        for (auto s = static_cast<std::int64_t>(s0); s < static_cast<std::int64_t>(s1); ++s) {
-          im2col(x + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, g, col + s * g.l(), pad, ld);
-        }
-      });
+  for_each_sample(g, count, g.k() * g.l(), true, [&](std::int64_t s, double* pad) {
+    im2col(x + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, g, col + s * g.l(), pad, ld);
+  });
 }
 
 // col2im of col [K, count Ho Wo] onto group q of samples n0 .. n0 + count of dx.
 void col2im_chunk(const Geometry& g, const double* col, std::int64_t q, std::int64_t n0,
                   std::int64_t count, double* dx) {
   const std::int64_t ld = count * g.l();
-  parallel_for(
-      static_cast<std::size_t>(count), samples_per_thread(g.k() * g.l()),
-      [&](std::size_t s0, std::size_t s1) {
-        double* pad = padded_sample(g);
-        for (auto s = static_cast<std::int64_t>(s0); s < static_cast<std::int64_t>(s1); ++s) {
-          col2im(col + s * g.l(), g, dx + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, pad, ld);
-        }
-      });
+  for_each_sample(g, count, g.k() * g.l(), true, [&](std::int64_t s, double* pad) {
+    col2im(col + s * g.l(), g, dx + ((n0 + s) * g.c + q * g.cg()) * g.h * g.w, pad, ld);
+  });
 }
 
 void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
@@ -289,30 +294,22 @@ void dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, con
 void to_chunk(const Geometry& g, const double* t, std::int64_t q, std::int64_t n0,
               std::int64_t count, double* stage) {
   const std::int64_t l = g.l(), ld = count * l;
-  parallel_for(static_cast<std::size_t>(count), samples_per_thread(g.og() * l),
-               [&](std::size_t s0, std::size_t s1) {
-                 for (auto s = static_cast<std::int64_t>(s0); s < static_cast<std::int64_t>(s1);
-                      ++s) {
-                   for (std::int64_t o = 0; o < g.og(); ++o) {
-                     const double* from = t + ((n0 + s) * g.o + q * g.og() + o) * l;
-                     std::copy(from, from + l, stage + o * ld + s * l);
-                   }
-                 }
-               });
+  for_each_sample(g, count, g.og() * l, false, [&](std::int64_t s, double*) {
+    for (std::int64_t o = 0; o < g.og(); ++o) {
+      const double* from = t + ((n0 + s) * g.o + q * g.og() + o) * l;
+      std::copy(from, from + l, stage + o * ld + s * l);
+    }
+  });
 }
 void from_chunk(const Geometry& g, const double* stage, std::int64_t q, std::int64_t n0,
                 std::int64_t count, double* t) {
   const std::int64_t l = g.l(), ld = count * l;
-  parallel_for(static_cast<std::size_t>(count), samples_per_thread(g.og() * l),
-               [&](std::size_t s0, std::size_t s1) {
-                 for (auto s = static_cast<std::int64_t>(s0); s < static_cast<std::int64_t>(s1);
-                      ++s) {
-                   for (std::int64_t o = 0; o < g.og(); ++o) {
-                     const double* from = stage + o * ld + s * l;
-                     std::copy(from, from + l, t + ((n0 + s) * g.o + q * g.og() + o) * l);
-                   }
-                 }
-               });
+  for_each_sample(g, count, g.og() * l, false, [&](std::int64_t s, double*) {
+    for (std::int64_t o = 0; o < g.og(); ++o) {
+      const double* from = stage + o * ld + s * l;
+      std::copy(from, from + l, t + ((n0 + s) * g.o + q * g.og() + o) * l);
+    }
+  });
 }
 
 // Calls lower(n0, count) for every chunk of samples n0 .. n0 + count - 1, the chunks shared by
