@@ -35,16 +35,11 @@ Values broadcast_kernel(const Tensor& a, const Tensor& b, const Shape& out, F f)
   } else if (a.numel() == 1 && b.shape() == out) {
     const double s = av[0];
     kernels::for_each_element(n, parallel_grain_cheap, [&](std::size_t i) { yv[i] = f(s, bv[i]); });
-  } else if (n > 0) {
-    const auto a_strides = detail::broadcast_strides(a.shape(), out);
-    const auto b_strides = detail::broadcast_strides(b.shape(), out);
-    const auto row = static_cast<std::size_t>(out[out.rank() - 1]);
-    const std::size_t rows = n / row;
-    parallel_for(rows, parallel_grain_cheap / row + 1, [&](std::size_t first, std::size_t last) {
-      detail::for_each_broadcast_rows(
-          out, a_strides, b_strides, first, last,
-          [&](std::size_t o, std::size_t ai, std::size_t bi) { yv[o] = f(av[ai], bv[bi]); });
-    });
+  } else {
+    kernels::for_each_broadcast_split(
+        out, detail::broadcast_strides(a.shape(), out), detail::broadcast_strides(b.shape(), out),
+        parallel_grain_cheap,
+        [&](std::size_t o, std::size_t ai, std::size_t bi) { yv[o] = f(av[ai], bv[bi]); });
   }
   return y;
 }

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tapegrad/core/broadcast.hpp"
 #include "tapegrad/core/parallel.hpp"
 #include "tapegrad/core/tensor.hpp"
 
@@ -39,6 +40,19 @@ Values map2(const Tensor& a, const Tensor& b, F f, std::size_t grain = parallel_
   double* out = z.data();
   for_each_element(av.size(), grain, [&](std::size_t i) { out[i] = f(av[i], bv[i]); });
   return z;
+}
+
+// detail::for_each_broadcast(out, a_strides, b_strides, fn) with the rows (runs of the last axis)
+// shared by the threads, at least ~`grain` elements of out per thread. fn must only write what
+// output element o owns.
+template <class Fn>
+void for_each_broadcast_split(const Shape& out, const std::vector<std::size_t>& a_strides,
+                              const std::vector<std::size_t>& b_strides, std::size_t grain, Fn fn) {
+  if (out.numel() == 0) return;
+  const std::size_t row = out.rank() == 0 ? 1 : static_cast<std::size_t>(out[out.rank() - 1]);
+  parallel_for(out.numel() / row, grain / row + 1, [&](std::size_t first, std::size_t last) {
+    detail::for_each_broadcast_rows(out, a_strides, b_strides, first, last, fn);
+  });
 }
 
 // A tensor seen as [outer, n, inner] around one axis: element (o, k, i) is at (o * n + k) * inner +

@@ -101,18 +101,11 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value, std::sourc
   const std::span<const double> xv = x.values();
   const std::span<const double> mv = mask.values();
   Values y(xv.size());
-  if (!y.empty()) {
-    const Shape& out = x.shape();
-    const auto strides = detail::broadcast_strides(mask.shape(), out);
-    const std::size_t row = out.rank() == 0 ? 1 : static_cast<std::size_t>(out[out.rank() - 1]);
-    parallel_for(
-        y.size() / row, parallel_grain_cheap / row + 1, [&](std::size_t first, std::size_t last) {
-          detail::for_each_broadcast_rows(
-              out, strides, strides, first, last, [&](std::size_t o, std::size_t mi, std::size_t) {
-                y[o] = mv[mi] != 0.0 ? value : xv[o];  // NaN != 0: filled, as PyTorch
-              });
-        });
-  }
+  const auto strides = detail::broadcast_strides(mask.shape(), x.shape());
+  kernels::for_each_broadcast_split(x.shape(), strides, strides, parallel_grain_cheap,
+                                    [&](std::size_t o, std::size_t mi, std::size_t) {
+                                      y[o] = mv[mi] != 0.0 ? value : xv[o];  // NaN != 0: filled
+                                    });
   // Filling with -inf is how attention masks logits: those infinities are asked for, so anomaly
   // mode does not report them (an inf x already held was reported by the op that made it).
   std::optional<AnomalyGuard> intended;

@@ -112,24 +112,16 @@ Tensor batched_product(const Tensor& a, const Tensor& b, MatmulOptions options, 
     } else {
       // Threads share the batch elements (each product then runs on one thread: a product
       // called from inside a split runs inline).
-      const auto a_strides = detail::broadcast_strides(batch_a, batch);
-      const auto b_strides = detail::broadcast_strides(batch_b, batch);
-      const std::size_t row =
-          batch.rank() == 0 ? 1 : static_cast<std::size_t>(batch[batch.rank() - 1]);
       const double per_product =
           static_cast<double>(n) * static_cast<double>(m) * static_cast<double>(k);
-      const auto per_thread =
-          static_cast<std::size_t>((1 << 18) /
-                                   std::max(1.0, per_product * static_cast<double>(row))) +
-          1;
-      parallel_for(batch.numel() / row, per_thread, [&](std::size_t first, std::size_t last) {
-        detail::for_each_broadcast_rows(batch, a_strides, b_strides, first, last,
-                                        [&](std::size_t o, std::size_t ai, std::size_t bi) {
-                                          gemm(a.values().data() + ai * mat_a,
-                                               b.values().data() + bi * mat_b,
-                                               y.data() + o * mat_y);
-                                        });
-      });
+      kernels::for_each_broadcast_split(
+          batch, detail::broadcast_strides(batch_a, batch),
+          detail::broadcast_strides(batch_b, batch),
+          static_cast<std::size_t>((1 << 18) / std::max(1.0, per_product)),
+          [&](std::size_t o, std::size_t ai, std::size_t bi) {
+            gemm(a.values().data() + ai * mat_a, b.values().data() + bi * mat_b,
+                 y.data() + o * mat_y);
+          });
     }
   }
   return record(
