@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -9,16 +10,25 @@
 
 namespace tapegrad {
 
+const std::vector<std::int64_t> Shape::no_dims;
+
+namespace {
+std::string format_dims(const std::vector<std::int64_t>& dims) {
+  return fmt::format("[{}]", fmt::join(dims, ", "));
+}
+}  // namespace
+
 Shape::Shape(std::initializer_list<std::int64_t> dims) : Shape(std::vector<std::int64_t>(dims)) {}
 
-Shape::Shape(std::vector<std::int64_t> dims) : dims_(std::move(dims)) {
+Shape::Shape(std::vector<std::int64_t> dims) {
+  if (dims.empty()) return;
   // The product is taken over the non-zero dimensions with an overflow check, so that an empty
   // shape such as [0, 2^62, 2^62] stays valid (as in PyTorch) and no product ever wraps.
   std::size_t nonzero_product = 1;
   bool overflow = false;
   bool empty = false;
-  for (std::int64_t d : dims_) {
-    if (d < 0) throw ShapeError(fmt::format("Shape: negative dimension in {}", *this));
+  for (std::int64_t d : dims) {
+    if (d < 0) throw ShapeError(fmt::format("Shape: negative dimension in {}", format_dims(dims)));
     if (d == 0) {
       empty = true;
     } else if (!overflow) {
@@ -27,31 +37,28 @@ Shape::Shape(std::vector<std::int64_t> dims) : dims_(std::move(dims)) {
       if (!overflow) nonzero_product *= n;
     }
   }
-  if (overflow || nonzero_product > max_numel) {
-    if (empty) {
-      numel_ = 0;
-      return;
-    }
+  if ((overflow || nonzero_product > max_numel) && !empty) {
     if (overflow) {
       throw ShapeError(fmt::format(
           "Shape: too many elements in {}: the product of the dimensions overflows 64 bits (a "
           "tensor holds at most {} float64 values)",
-          *this, max_numel));
+          format_dims(dims), max_numel));
     }
     throw ShapeError(fmt::format(
         "Shape: too many elements in {}: {} float64 values need {:.4g} bytes, more than any "
         "buffer can hold (at most {} values, {} bytes)",
-        *this, nonzero_product,
+        format_dims(dims), nonzero_product,
         static_cast<double>(nonzero_product) * static_cast<double>(sizeof(double)), max_numel,
         PTRDIFF_MAX));
   }
-  numel_ = empty ? 0 : nonzero_product;
+  rep_ = new detail::ShapeRep{1, empty ? 0 : nonzero_product, std::move(dims)};
 }
 
 std::vector<std::int64_t> Shape::index_of(std::size_t flat) const {
-  std::vector<std::int64_t> index(dims_.size());
-  for (std::size_t axis = dims_.size(); axis-- > 0;) {
-    const auto d = static_cast<std::size_t>(dims_[axis]);
+  const std::vector<std::int64_t>& extents = dims();
+  std::vector<std::int64_t> index(extents.size());
+  for (std::size_t axis = extents.size(); axis-- > 0;) {
+    const auto d = static_cast<std::size_t>(extents[axis]);
     index[axis] = static_cast<std::int64_t>(flat % d);
     flat /= d;
   }
@@ -59,17 +66,18 @@ std::vector<std::int64_t> Shape::index_of(std::size_t flat) const {
 }
 
 std::vector<std::size_t> Shape::strides() const {
-  std::vector<std::size_t> strides(dims_.size());
+  const std::vector<std::int64_t>& d = dims();
+  std::vector<std::size_t> strides(d.size());
   std::size_t stride = 1;
-  for (std::size_t i = dims_.size(); i-- > 0;) {
+  for (std::size_t i = d.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= static_cast<std::size_t>(dims_[i]);
+    stride *= static_cast<std::size_t>(d[i]);
   }
   return strides;
 }
 
 std::size_t Shape::normalize_axis(std::int64_t axis, std::string_view op) const {
-  const auto rank = static_cast<std::int64_t>(dims_.size());
+  const auto rank = static_cast<std::int64_t>(this->rank());
   if (rank == 0) {
     throw AxisError(
         fmt::format("{}: axis {} given for a scalar (shape []), which has no axes; call "
@@ -85,8 +93,7 @@ std::size_t Shape::normalize_axis(std::int64_t axis, std::string_view op) const 
   return static_cast<std::size_t>(axis < 0 ? axis + rank : axis);
 }
 
-Shape broadcast_shapes(const Shape& lhs, const Shape& rhs, std::string_view op) {
-  if (lhs == rhs) return lhs;
+Shape broadcast_different_shapes(const Shape& lhs, const Shape& rhs, std::string_view op) {
   const std::size_t rank = std::max(lhs.rank(), rhs.rank());
   std::vector<std::int64_t> dims(rank);
   for (std::size_t i = 0; i < rank; ++i) {
