@@ -1,5 +1,6 @@
 #include "tapegrad/core/autograd.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -48,32 +49,25 @@ std::string describe_input(const Tensor& input) {
 }
 
 // The tape the outputs were recorded on, checked to be alive and uncleared.
-std::shared_ptr<detail::TapeState> tape_of(const Tensor& output, std::string_view caller) {
+detail::TapeState* tape_of(const Tensor& output, std::string_view caller) {
   const detail::TensorImpl& impl = output.impl();
-  auto tape = impl.tape.lock();
-  if (!tape || tape->stamp != impl.stamp) {
+  detail::TapeState* tape = detail::live_tape(impl);
+  if (tape == nullptr) {
     throw AutogradError(fmt::format(
         "{}: the output ({}, made by '{}') was recorded on a tape that has since been {}; run the "
         "forward pass again inside a live Tape scope",
-        caller, impl.shape, impl.op, tape ? "cleared" : "destroyed"));
+        caller, impl.shape, output.op(), detail::stale_tape_fate(impl)));
   }
   return tape;
 }
 
 // Is a gradient about to be put into a leaf held by anything but the sweep's one handle (its
-// leaf_grads entry) and, for a recorded result, the tape node that made it? Another leaf, the
-// caller (a seed), a node's kept gradient, a user's handle to an intermediate all count.
+// leaf_grads entry)? Another leaf, the caller (a seed), a node's kept gradient, a user's handle
+// to an intermediate all count; a tape's hold on a recorded result is not a handle.
 bool held_elsewhere(const Tensor& g) {
-  long expected = 1;
-  const detail::TensorImpl& impl = g.impl();
-  if (!g.is_leaf()) {
-    const auto tape = impl.tape.lock();
-    if (tape && tape->stamp == impl.stamp && impl.node < tape->nodes.size() &&
-        tape->nodes[impl.node].result.same(g)) {
-      ++expected;
-    }
-  }
-  return g.impl_ptr().use_count() > expected;
+  const std::uint32_t count =
+      std::atomic_ref<std::uint32_t>(g.impl().count).load(std::memory_order_acquire);
+  return (count >> 1) > 1;
 }
 
 // Under create_graph a leaf's new gradient is added to its existing one by a recorded op, so the
@@ -82,23 +76,46 @@ bool held_elsewhere(const Tensor& g) {
 void check_existing_gradient(const Tensor& leaf, const Tensor& existing, std::string_view caller) {
   if (existing.is_leaf() || !existing.requires_grad()) return;
   const detail::TensorImpl& impl = existing.impl();
-  const auto tape = impl.tape.lock();
-  const bool live = tape && tape->stamp == impl.stamp;
-  if (live && Tape::current() != nullptr && Tape::current()->state() == tape) return;
+  const detail::TapeState* tape = detail::live_tape(impl);
+  if (tape != nullptr && Tape::current() != nullptr && Tape::current()->state() == tape) return;
   throw AutogradError(fmt::format(
       "{}: the existing grad() of a leaf ({}) was recorded by an earlier backward with "
       "create_graph on a tape that {}, so this backward cannot add to it; no leaf gradient was "
       "written. Call zero_grad() on the leaves before this backward (or "
       "set_grad(leaf.grad().detach()) to keep the value as a constant)",
       caller, leaf.shape(),
-      !tape ? "has since been destroyed"
-            : (!live ? "has since been cleared" : "is not the one recording now")));
+      tape == nullptr ? fmt::format("has since been {}", detail::stale_tape_fate(impl))
+                      : std::string("is not the one recording now")));
 }
 
 // The first gradient to arrive is taken as it is (moved in when the caller passes a temporary: no
 // reference-count round trip); later ones are added.
 Tensor add_gradient(const Tensor& existing, Tensor incoming) {
   return existing.defined() ? detail::accumulate(existing, incoming) : std::move(incoming);
+}
+
+// A node's rule applied to g (anomaly mode paused inside it, so a NaN is reported as the op's
+// backward, not as an op inside its rule).
+TensorList call_rule(const detail::OpDescriptor& op, detail::TensorImpl* impl, const Tensor& g,
+                     const Tensor& result, std::span<const Tensor> inputs, bool anomaly) {
+  void* state = op.rule->size == 0 ? nullptr : detail::node_rule_state(impl);
+  if (anomaly) [[unlikely]] {
+    const AnomalyGuard pause(false);
+    return op.rule->invoke(state, g, result, inputs);
+  }
+  return op.rule->invoke(state, g, result, inputs);
+}
+
+// A rule's gradient for input k, in the result's shape, summed to the input's shape.
+Tensor reduce_to_input(std::string_view caller, const detail::OpDescriptor& op, std::size_t k,
+                       const Tensor& input_grad, const Tensor& input) {
+  if (!broadcasts_to(input.shape(), input_grad.shape())) {
+    throw AutogradError(fmt::format(
+        "{}: the rule of '{}' returned a gradient for input {} that cannot be summed to the "
+        "input's shape ({} vs {})",
+        caller, op.name, k, input_grad.shape(), input.shape()));
+  }
+  return sum_to(input_grad, input.shape());
 }
 
 std::vector<Tensor> sweep(const SweepRequest& request) {
@@ -111,7 +128,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   }
 
   // Seed every output; find the tape they share.
-  std::shared_ptr<detail::TapeState> tape;
+  detail::TapeState* tape = nullptr;
   std::vector<std::pair<Tensor, Tensor>> seeded;  // (output, seed)
   for (std::size_t k = 0; k < request.outputs.size(); ++k) {
     const Tensor& output = request.outputs[k];
@@ -140,14 +157,14 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       }
     }
     if (!output.is_leaf()) {
-      auto output_tape = tape_of(output, caller);
-      if (tape && tape != output_tape) {
+      detail::TapeState* output_tape = tape_of(output, caller);
+      if (tape != nullptr && tape != output_tape) {
         throw AutogradError(
             fmt::format("{}: output {} ({}) was recorded on a different tape than the outputs "
                         "before it; compute every output inside one Tape scope",
                         caller, k, output.shape()));
       }
-      tape = std::move(output_tape);
+      tape = output_tape;
     }
     seeded.emplace_back(output, std::move(seed));
   }
@@ -157,7 +174,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   std::optional<NoGradGuard> no_grad;
   std::optional<EnableGradGuard> enable_grad;
   if (request.create_graph) {
-    if (tape && (Tape::current() == nullptr || Tape::current()->state() != tape)) {
+    if (tape != nullptr && (Tape::current() == nullptr || Tape::current()->state() != tape)) {
       throw AutogradError(fmt::format(
           "{}: create_graph records the backward pass on the outputs' tape, so that tape must be "
           "the one recording on this thread (call it inside the same Tape scope)",
@@ -176,7 +193,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   for (std::size_t i = 0; i < request.wanted.size(); ++i) {
     const Tensor& w = request.wanted[i];
     if (w.is_leaf()) {
-      wanted_leaf[w.impl_ptr().get()].push_back(i);
+      wanted_leaf[w.impl_ptr()].push_back(i);
     } else {
       if (tape_of(w, caller) != tape) {
         throw AutogradError(
@@ -190,14 +207,14 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   // Gradients reaching leaves, in first-reached order so accumulation order is deterministic.
   std::vector<std::pair<Tensor, Tensor>> leaf_grads;
   std::unordered_map<const detail::TensorImpl*, std::size_t> leaf_slot;
-  auto reach_leaf = [&](const Tensor& leaf, const Tensor& g) {
-    const detail::TensorImpl* key = leaf.impl_ptr().get();
+  auto reach_leaf = [&](const Tensor& leaf, Tensor g) {
+    const detail::TensorImpl* key = leaf.impl_ptr();
     if (!request.accumulate_into_leaves && !wanted_leaf.contains(key)) return;
     auto [it, inserted] = leaf_slot.try_emplace(key, leaf_grads.size());
     if (inserted) {
-      leaf_grads.emplace_back(leaf, g);
+      leaf_grads.emplace_back(leaf, std::move(g));
     } else {
-      leaf_grads[it->second].second = add_gradient(leaf_grads[it->second].second, g);
+      leaf_grads[it->second].second = add_gradient(leaf_grads[it->second].second, std::move(g));
     }
   };
 
@@ -206,7 +223,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   std::size_t top = 0;
   for (const auto& [output, seed] : seeded) {
     if (output.is_leaf()) continue;
-    top = std::max(top, output.impl().node + 1);
+    top = std::max<std::size_t>(top, std::size_t{output.impl().node} + 1);
   }
   node_grads.resize(top);
   for (const auto& [output, seed] : seeded) {
@@ -218,8 +235,15 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
     }
   }
 
-  if (tape) tape->nodes.note_sweep();
+  if (tape != nullptr) {
+    ++tape->sweeps;
+    if (tape->keep_gradients && tape->kept.size() < top) tape->kept.resize(top);
+  }
   const bool anomaly = is_anomaly_enabled();
+  // The uncommon work per node (kept gradients, a trace, an observer, wanted intermediates,
+  // anomaly checks) sits behind one test, so the common sweep stays a short loop.
+  const bool extras = anomaly || request.trace || request.observe || !wanted_node.empty() ||
+                      (tape != nullptr && tape->keep_gradients);
   // Only an observer needs the gradients sent (after the sum_to below); one buffer for the sweep.
   std::vector<Tensor> sent;
   // The sweep: newest node first. Every consumer of a node was recorded after it, so by the time
@@ -227,68 +251,65 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   for (std::size_t i = top; i-- > 0;) {
     if (!node_grads[i].defined()) continue;
     const Tensor g = std::move(node_grads[i]);
-    if (auto it = wanted_node.empty() ? wanted_node.end() : wanted_node.find(i);
-        it != wanted_node.end()) {
-      for (std::size_t w : it->second) {
-        wanted_grads[w] = g;
-        wanted_reached[w] = true;
-      }
-    }
-    Node& node = tape->nodes[i];
-    if (tape->keep_gradients) node.grad = g;
-    if (request.trace) {
-      (*request.trace)(fmt::format("node {} {} {}  (called at {}:{})", i, node.op,
-                                   node.result.shape(), node.where.file_name(), node.where.line()));
-      (*request.trace)(
-          fmt::format("  rule  {}", node.rule_text.empty() ? "(not described)" : node.rule_text));
-      (*request.trace)(fmt::format("  g     {}", g));
-    }
-    TensorList input_grads;
-    {
-      std::optional<AnomalyGuard> pause_anomaly;
-      if (anomaly) pause_anomaly.emplace(false);
-      input_grads = node.rule(g, node.result, node.inputs);
-    }
-    if (input_grads.size() != node.inputs.size()) {
-      throw AutogradError(fmt::format("{}: the rule of '{}' returned {} gradients for {} inputs",
-                                      caller, node.op, input_grads.size(), node.inputs.size()));
-    }
-    if (request.observe) sent.assign(node.inputs.size(), Tensor());
-    for (std::size_t k = 0; k < node.inputs.size(); ++k) {
-      const Tensor& input = node.inputs[k];
-      if (!input.defined() || !input.requires_grad() || !input_grads[k].defined()) continue;
-      Tensor input_grad = std::move(input_grads[k]);
-      // The one place broadcast gradients are reduced back to their input's shape.
-      if (input_grad.shape() != input.shape()) {
-        if (!broadcasts_to(input.shape(), input_grad.shape())) {
-          throw AutogradError(fmt::format(
-              "{}: the rule of '{}' returned a gradient for input {} that cannot be summed to "
-              "the input's shape ({} vs {})",
-              caller, node.op, k, input_grad.shape(), input.shape()));
+    const Tensor& result = tape->results[i];
+    detail::TensorImpl* impl = result.impl_ptr();
+    const detail::OpDescriptor& op = *impl->op;
+    const std::span<const Tensor> inputs(detail::node_inputs(impl), impl->n_inputs);
+    if (extras) [[unlikely]] {
+      if (auto it = wanted_node.find(i); it != wanted_node.end()) {
+        for (std::size_t w : it->second) {
+          wanted_grads[w] = g;
+          wanted_reached[w] = true;
         }
-        input_grad = sum_to(input_grad, input.shape());
       }
-      if (anomaly) check_backward_anomaly(node, k, input_grad);
+      if (tape->keep_gradients) tape->kept[i] = g;
       if (request.trace) {
+        const std::source_location& where = detail::node_where(impl);
+        (*request.trace)(fmt::format("node {} {} {}  (called at {}:{})", i, op.name, result.shape(),
+                                     where.file_name(), where.line()));
         (*request.trace)(
-            fmt::format("  -> input {} ({}): {}", k, describe_input(input), input_grad));
+            fmt::format("  rule  {}", op.rule_text.empty() ? "(not described)" : op.rule_text));
+        (*request.trace)(fmt::format("  g     {}", g));
       }
-      if (request.observe) sent[k] = input_grad;
+      if (request.observe) sent.assign(inputs.size(), Tensor());
+    }
+    TensorList input_grads = call_rule(op, impl, g, result, inputs, anomaly);
+    if (input_grads.size() != inputs.size()) [[unlikely]] {
+      throw AutogradError(fmt::format("{}: the rule of '{}' returned {} gradients for {} inputs",
+                                      caller, op.name, input_grads.size(), inputs.size()));
+    }
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+      const Tensor& input = inputs[k];
+      Tensor& input_grad = input_grads[k];
+      if (!input.defined() || !input.requires_grad() || !input_grad.defined()) continue;
+      // The one place broadcast gradients are reduced back to their input's shape.
+      if (input_grad.shape() != input.shape()) [[unlikely]] {
+        input_grad = reduce_to_input(caller, op, k, input_grad, input);
+      }
+      if (extras) [[unlikely]] {
+        if (anomaly) check_backward_anomaly(detail::node_view(*tape, i), k, input_grad);
+        if (request.trace) {
+          (*request.trace)(
+              fmt::format("  -> input {} ({}): {}", k, describe_input(input), input_grad));
+        }
+        if (request.observe) sent[k] = input_grad;
+      }
       if (input.is_leaf()) {
-        reach_leaf(input, input_grad);
+        reach_leaf(input, std::move(input_grad));
       } else {
         Tensor& slot = node_grads[input.impl().node];
         slot = add_gradient(slot, std::move(input_grad));
       }
     }
-    if (request.observe) (*request.observe)({i, node, g, sent});
+    if (request.observe) [[unlikely]]
+      (*request.observe)({i, detail::node_view(*tape, i), g, sent});
   }
 
   // Every leaf's new gradient is computed before any is written, so a backward that fails here (a
   // stale gradient, no memory) leaves every grad() as it was: all or nothing.
   std::vector<std::pair<Tensor, Tensor>> writes;  // (leaf, its new grad())
   for (auto& [leaf, g] : leaf_grads) {
-    if (auto it = wanted_leaf.find(leaf.impl_ptr().get()); it != wanted_leaf.end()) {
+    if (auto it = wanted_leaf.find(leaf.impl_ptr()); it != wanted_leaf.end()) {
       for (std::size_t w : it->second) {
         wanted_grads[w] = g;
         wanted_reached[w] = true;
@@ -306,7 +327,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       writes.emplace_back(leaf, held_elsewhere(g) ? detail::copy(g) : g);
     }
   }
-  for (auto& [leaf, total] : writes) leaf.impl().grad = total.impl_ptr();
+  for (auto& [leaf, total] : writes) leaf.set_grad(total);
 
   for (std::size_t i = 0; i < request.wanted.size(); ++i) {
     if (wanted_reached[i]) continue;

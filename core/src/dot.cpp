@@ -36,13 +36,13 @@ class DotWriter {
  public:
   explicit DotWriter(const TensorNames& names) {
     for (const auto& [tensor, name] : names) {
-      if (tensor.defined()) names_[tensor.impl_ptr().get()] = name;
+      if (tensor.defined()) names_[tensor.impl_ptr()] = name;
     }
   }
 
   void box(const std::string& id, const Tensor& t, const std::string& fallback, const Tensor& grad,
            bool is_output) {
-    const auto named = names_.find(t.impl_ptr().get());
+    const auto named = names_.find(t.impl_ptr());
     const std::string title = named != names_.end() ? named->second : fallback;
     std::string label =
         fmt::format("{}  {}\\nvalue {}", escape(title), t.shape(), escape(summarize(t)));
@@ -103,9 +103,9 @@ std::string to_dot(const Tensor& output, const TensorNames& names) {
   std::unordered_map<const detail::TensorImpl*, std::size_t> leaf_ids;
   for (std::size_t i = 0; i <= top; ++i) {
     if (!needed[i]) continue;
-    for (const Tensor& input : tape->nodes[i].inputs) {
+    for (const Tensor& input : tape->inputs_of(i)) {
       if (!input.defined() || !input.is_leaf()) continue;
-      if (leaf_ids.try_emplace(input.impl_ptr().get(), leaves.size()).second) {
+      if (leaf_ids.try_emplace(input.impl_ptr(), leaves.size()).second) {
         leaves.push_back(input);
       }
     }
@@ -117,7 +117,7 @@ std::string to_dot(const Tensor& output, const TensorNames& names) {
   }
   for (std::size_t i = 0; i <= top; ++i) {
     if (!needed[i]) continue;
-    const Node& node = tape->nodes[i];
+    const Node node = detail::node_view(*tape, i);
     const std::string op_id = fmt::format("op{}", i), result_id = fmt::format("t{}", i);
     writer.op(op_id, node);
     writer.box(result_id, node.result, fmt::format("#{}", i), node.grad, i == top);
@@ -126,7 +126,7 @@ std::string to_dot(const Tensor& output, const TensorNames& names) {
       const Tensor& input = node.inputs[k];
       if (!input.defined()) continue;
       const std::string from = input.is_leaf()
-                                   ? fmt::format("leaf{}", leaf_ids.at(input.impl_ptr().get()))
+                                   ? fmt::format("leaf{}", leaf_ids.at(input.impl_ptr()))
                                    : fmt::format("t{}", input.impl().node);
       writer.edge(from, op_id, number_edges ? fmt::format("{}", k) : std::string());
     }
@@ -148,12 +148,12 @@ namespace detail {
 
 Ancestry ancestry(const Tensor& output, std::string_view who, std::string_view what) {
   const TensorImpl& impl = output.impl();
-  Ancestry out{impl.tape.lock(), {}};
-  if (!out.tape || out.tape->stamp != impl.stamp) {
+  Ancestry out{live_tape(impl), {}};
+  if (out.tape == nullptr) {
     throw AutogradError(fmt::format(
         "{}: the output ({}, made by '{}') was recorded on a tape that has since been {}; {} "
         "before the tape is cleared",
-        who, impl.shape, impl.op, out.tape ? "cleared" : "destroyed", what));
+        who, impl.shape, output.op(), stale_tape_fate(impl), what));
   }
   // One pass downward: a node's inputs were recorded before it, so by the time the pass reaches
   // node i every consumer of i has already marked it.
@@ -161,7 +161,7 @@ Ancestry ancestry(const Tensor& output, std::string_view who, std::string_view w
   out.needed[impl.node] = true;
   for (std::size_t i = impl.node + 1; i-- > 0;) {
     if (!out.needed[i]) continue;
-    for (const Tensor& input : out.tape->nodes[i].inputs) {
+    for (const Tensor& input : out.tape->inputs_of(i)) {
       if (input.defined() && !input.is_leaf()) out.needed[input.impl().node] = true;
     }
   }

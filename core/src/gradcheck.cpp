@@ -34,13 +34,13 @@ std::vector<bool> depends_on(const Tensor& output, std::span<const Tensor> input
     return used;
   }
   const TensorImpl& impl = output.impl();
-  const auto tape = impl.tape.lock();
-  if (!tape || tape->stamp != impl.stamp) return used;
+  const TapeState* tape = live_tape(impl);
+  if (tape == nullptr) return used;
   std::vector<bool> reached(impl.node + 1, false);
   reached[impl.node] = true;
   for (std::size_t i = impl.node + 1; i-- > 0;) {
     if (!reached[i]) continue;
-    for (const Tensor& input : tape->nodes[i].inputs) {
+    for (const Tensor& input : tape->inputs_of(i)) {
       if (!input.defined() || !input.requires_grad()) continue;
       if (input.is_leaf()) {
         mark(input);

@@ -18,19 +18,9 @@
 #include <cstddef>
 #include <new>
 
-namespace tapegrad::detail {
+#include "tapegrad/core/values.hpp"  // recycle_blocks
 
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool recycle_blocks = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr bool recycle_blocks = false;
-#else
-inline constexpr bool recycle_blocks = true;
-#endif
-#else
-inline constexpr bool recycle_blocks = true;
-#endif
+namespace tapegrad::detail {
 
 template <std::size_t Size, std::size_t Limit>
 class BlockRecycler {

@@ -5,9 +5,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -17,24 +20,58 @@
 namespace tapegrad {
 
 namespace {
-thread_local Tape* current_tape = nullptr;
 std::atomic<std::uint64_t> last_stamp{0};
 std::uint64_t new_stamp() {
   return last_stamp.fetch_add(1, std::memory_order_relaxed) + 1;
 }
-thread_local bool grad_enabled = true;
 std::atomic<std::size_t> growth_warning_nodes{default_tape_growth_warning};
 std::atomic<bool> growth_warned{false};
-thread_local bool anomaly_enabled = false;
 }  // namespace
 
+namespace detail {
+namespace {
+// Tape states are never freed (results keep a pointer to theirs), only reused.
+std::mutex state_pool_mutex;
+std::vector<TapeState*> state_pool;
+
+TapeState* take_state() {
+  {
+    const std::lock_guard lock(state_pool_mutex);
+    if (!state_pool.empty()) {
+      TapeState* state = state_pool.back();
+      state_pool.pop_back();
+      return state;
+    }
+  }
+  return new TapeState();  // NOLINT: deliberately never deleted
+}
+
+void give_state(TapeState* state) noexcept {
+  try {
+    const std::lock_guard lock(state_pool_mutex);
+    state_pool.push_back(state);
+  } catch (...) {
+    // No room in the pool: the state is leaked, which is safe (results may still point to it).
+  }
+}
+
+void set_stamp(TapeState& state, std::uint64_t stamp) {
+  std::atomic_ref<std::uint64_t>(state.stamp).store(stamp, std::memory_order_relaxed);
+}
+}  // namespace
+}  // namespace detail
+
 Tape::Tape()
-    : state_(std::make_shared<detail::TapeState>()),
-      enclosing_(current_tape),
-      thread_(std::this_thread::get_id()) {
-  state_->stamp = new_stamp();
+    : state_(detail::take_state()), enclosing_(current_), thread_(std::this_thread::get_id()) {
+  const std::uint64_t stamp = new_stamp();
+  state_->birth = stamp;
+  detail::set_stamp(*state_, stamp);
+  state_->thread = detail::this_thread_token();
+  std::atomic_ref<bool>(state_->alive).store(true, std::memory_order_relaxed);
+  state_->keep_gradients = false;
   if (enclosing_ != nullptr) enclosing_->enclosed_ = this;
-  current_tape = this;
+  current_ = this;
+  detail::recording_state = state_;
 }
 
 Tape::~Tape() {
@@ -53,18 +90,28 @@ Tape::~Tape() {
   if (enclosed_ != nullptr) {
     enclosed_->enclosing_ = enclosing_;
   } else {
-    current_tape = enclosing_;
+    current_ = enclosing_;
+    detail::recording_state = enclosing_ != nullptr ? enclosing_->state_ : nullptr;
   }
   if (enclosing_ != nullptr) enclosing_->enclosed_ = enclosed_;
+  state_->clear_nodes();
+  // A new stamp: every result of this tape now reads as stale; `alive` false says "destroyed".
+  std::atomic_ref<bool>(state_->alive).store(false, std::memory_order_relaxed);
+  detail::set_stamp(*state_, new_stamp());
+  detail::give_state(state_);
 }
 
 void Tape::clear() {
-  state_->nodes.clear();
-  state_->stamp = new_stamp();
+  state_->clear_nodes();
+  detail::set_stamp(*state_, new_stamp());
 }
 
-Tape* Tape::current() {
-  return current_tape;
+Node Tape::node(std::size_t index) const {
+  if (index >= state_->size()) {
+    throw ValueError(fmt::format("Tape::node: index {} is out of range for a tape of {} nodes",
+                                 index, state_->size()));
+  }
+  return detail::node_view(*state_, index);
 }
 
 void set_tape_growth_warning(std::size_t nodes) {
@@ -75,71 +122,59 @@ std::size_t tape_growth_warning() {
   return growth_warning_nodes.load(std::memory_order_relaxed);
 }
 
-NoGradGuard::NoGradGuard() : previous_(grad_enabled) {
-  grad_enabled = false;
+NoGradGuard::NoGradGuard() : previous_(detail::grad_enabled) {
+  detail::grad_enabled = false;
 }
 NoGradGuard::~NoGradGuard() {
-  grad_enabled = previous_;
+  detail::grad_enabled = previous_;
 }
 
-EnableGradGuard::EnableGradGuard(bool enabled) : previous_(grad_enabled) {
-  grad_enabled = enabled;
+EnableGradGuard::EnableGradGuard(bool enabled) : previous_(detail::grad_enabled) {
+  detail::grad_enabled = enabled;
 }
 EnableGradGuard::~EnableGradGuard() {
-  grad_enabled = previous_;
+  detail::grad_enabled = previous_;
 }
 
-bool is_grad_enabled() {
-  return grad_enabled;
-}
-
-AnomalyGuard::AnomalyGuard(bool enabled) : previous_(anomaly_enabled) {
-  anomaly_enabled = enabled;
+AnomalyGuard::AnomalyGuard(bool enabled) : previous_(detail::anomaly_enabled) {
+  detail::anomaly_enabled = enabled;
 }
 AnomalyGuard::~AnomalyGuard() {
-  anomaly_enabled = previous_;
-}
-bool is_anomaly_enabled() {
-  return anomaly_enabled;
+  detail::anomaly_enabled = previous_;
 }
 
 namespace detail {
 
 namespace {
-// Two chunks per thread: a tape per step of up to 512 nodes, or a tape and a nested one (the
-// gradient checks), allocate no chunk after the first step.
-using ChunkRecycler = BlockRecycler<256 * sizeof(Node), 2>;
+// Chunks of the result lists, recycled per thread: a tape per step of up to 2048 nodes (or a tape
+// and a nested one) allocates no chunk after the first step.
+using ChunkRecycler = BlockRecycler<ResultList::chunk_size * sizeof(Tensor), 2>;
+
+std::size_t tape_value_bytes(const ResultList& results) {
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const TensorImpl& impl = *results[i].impl_ptr();
+    bytes += impl.block_bytes +
+             (impl.flags & TensorImpl::inline_values_flag ? 0 : impl.numel() * sizeof(double));
+  }
+  return bytes;
+}
 }  // namespace
 
-NodeStore::~NodeStore() {
-  clear();
-  static_assert(chunk_nodes == 256);
-  for (std::byte* chunk : chunks_) ChunkRecycler::give(chunk);
+ResultList::~ResultList() {
+  for (Tensor* chunk : chunks_) ChunkRecycler::give(chunk);
 }
 
-const Node& NodeStore::at(std::size_t i) const {
-  if (i >= size_) {
-    throw ValueError(
-        fmt::format("Tape::node: index {} is out of range for a tape of {} nodes", i, size_));
-  }
-  return slot(i);
-}
-
-void NodeStore::add_chunk() {
+void ResultList::add_chunk(std::size_t sweeps) {
   // Room first, so that push_back cannot throw and leak the chunk.
   if (chunks_.size() == chunks_.capacity())
     chunks_.reserve(std::max<std::size_t>(4, 2 * chunks_.size()));
-  chunks_.push_back(static_cast<std::byte*>(ChunkRecycler::take()));
+  chunks_.push_back(static_cast<Tensor*>(ChunkRecycler::take()));
+  // The growth warning costs the record path nothing: it is checked here, once a chunk.
   const std::size_t limit = growth_warning_nodes.load(std::memory_order_relaxed);
-  if (limit == 0 || size_ < limit || sweeps_ < 2) return;
+  if (limit == 0 || size_ < limit || sweeps < 2) return;
   if (growth_warned.exchange(true)) return;
-  std::size_t value_bytes = 0;
-  for (std::size_t i = 0; i < size_; ++i) {
-    const Tensor& result = slot(i).result;
-    if (result.defined()) value_bytes += result.numel() * sizeof(double);
-  }
-  const double megabytes =
-      static_cast<double>(value_bytes + size_ * sizeof(Node)) / (1024.0 * 1024.0);
+  const double megabytes = static_cast<double>(tape_value_bytes(*this)) / (1024.0 * 1024.0);
   fmt::print(stderr,
              "tapegrad: warning: one Tape holds {} nodes (about {:.0f} MB) and keeps growing after "
              "{} backward passes since it was last cleared. A Tape keeps every intermediate until "
@@ -147,77 +182,188 @@ void NodeStore::add_chunk() {
              "and slows down. Make one Tape per step (declare it inside the loop) or call "
              "tape.clear() at the end of each step. (Printed once; "
              "tapegrad::set_tape_growth_warning(0) turns it off.)\n",
-             size_, megabytes, sweeps_);
+             size_, megabytes, sweeps);
 }
 
-void NodeStore::clear() {
-  // Newest first, the order the nodes were built in reverse.
-  while (size_ > 0) {
-    --size_;
-    slot(size_).~Node();
+void ResultList::forget() noexcept {
+  size_ = 0;
+  while (chunks_.size() > 1) {
+    ChunkRecycler::give(chunks_.back());
+    chunks_.pop_back();
   }
-  sweeps_ = 0;
 }
 
 namespace {
+// Drops the tape's hold on a result (bit 0 of its count): frees it if no handle is left.
+void drop_hold(TensorImpl* impl) noexcept {
+  std::atomic_ref<std::uint32_t> count(impl->count);
+  if (count.load(std::memory_order_acquire) == 1) return destroy(impl);
+  if (count.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(impl);
+}
+}  // namespace
+
+void TapeState::clear_nodes() noexcept {
+  // Oldest first: the sweep that usually precedes a clear ends at the oldest nodes, so they are
+  // the ones still in the cache. Holds, not handles, keep results alive, so the order is free.
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    TensorImpl* impl = results[i].impl_ptr();
+    const RuleVTable& rule = *impl->op->rule;
+    if (rule.destroy != nullptr) rule.destroy(node_rule_state(impl));
+    impl->flags &= ~TensorImpl::node_alive_flag;
+    impl->n_inputs = 0;
+    drop_hold(impl);
+  }
+  results.forget();
+  pinned.clear();
+  kept.clear();
+  sweeps = 0;
+}
+
+Node node_view(const TapeState& tape, std::size_t index) {
+  const Tensor& result = tape.results[index];
+  TensorImpl* impl = result.impl_ptr();
+  const OpDescriptor& op = *impl->op;
+  return Node{.op = op.name,
+              .rule_text = op.rule_text,
+              .where = node_where(impl),
+              .inputs = {node_inputs(impl), impl->n_inputs},
+              .result = result,
+              .rule = {op.rule, op.rule->size == 0 ? nullptr : node_rule_state(impl)},
+              .grad = index < tape.kept.size() ? tape.kept[index] : Tensor()};
+}
+
+namespace {
+struct OpKey {
+  const RuleVTable* rule;
+  const char* name;
+  std::size_t name_size;
+  const char* text;
+  std::size_t text_size;
+  bool operator==(const OpKey&) const = default;
+};
+struct OpKeyHash {
+  std::size_t operator()(const OpKey& k) const noexcept {
+    std::size_t h = std::hash<const void*>()(k.rule);
+    for (const void* p : {static_cast<const void*>(k.name), static_cast<const void*>(k.text)})
+      h = h * 1000003u ^ std::hash<const void*>()(p);
+    return h ^ (k.name_size << 16) ^ k.text_size;
+  }
+};
+std::mutex op_mutex;
+std::unordered_map<OpKey, const OpDescriptor*, OpKeyHash> ops;
+}  // namespace
+
+const OpDescriptor* intern_op(const OpInfo& op, const RuleVTable* rule) {
+  const OpKey key{rule, op.name.data(), op.name.size(), op.rule_text.data(), op.rule_text.size()};
+  const std::lock_guard lock(op_mutex);
+  if (auto it = ops.find(key); it != ops.end()) return it->second;
+  // Never freed: every tensor an op made names it, on any thread, for the program's life.
+  auto* descriptor = new OpDescriptor{
+      std::string(op.name), std::string(op.rule_text), rule, key.name, key.name_size, key.text,
+      key.text_size};
+  ops.emplace(key, descriptor);
+  return descriptor;
+}
+
 // Why a recorded input cannot join the current tape; always throws.
-[[noreturn]] void reject_input(std::string_view op, std::size_t index, const TensorImpl& impl) {
-  const auto tape = impl.tape.lock();
-  if (tape && tape != current_tape->state() && tape->stamp == impl.stamp) {
+void reject_input(std::string_view op, std::size_t index, const TensorImpl& impl) {
+  const TapeState& tape = static_cast<const TapeState&>(*impl.result.tape);
+  const std::uint64_t stamp = tape.current_stamp();
+  if (stamp == impl.result.stamp) {
     throw AutogradError(fmt::format(
         "{}: input {} ({}, made by '{}') was recorded on a different tape than the one now "
         "recording; a graph cannot span two tapes. Use .detach() to use it as a constant",
-        op, index, impl.shape, impl.op));
+        op, index, impl.shape, impl.op->name));
   }
   throw AutogradError(fmt::format(
       "{}: input {} ({}, made by '{}') was recorded on a tape that has since been {}; its value is "
       "still there but it can no longer be differentiated. Use .detach() to use it as a constant",
-      op, index, impl.shape, impl.op, tape ? "cleared" : "destroyed"));
+      op, index, impl.shape, impl.op->name, stale_tape_fate(impl)));
 }
-}  // namespace
 
-bool should_record(std::string_view op, std::span<const Tensor> inputs) {
-  if (!grad_enabled || current_tape == nullptr) return false;
-  const std::uint64_t stamp = current_tape->state()->stamp;
-  bool any_requires_grad = false;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const Tensor& input = inputs[i];
-    if (!input.defined() || !input.requires_grad()) continue;
-    any_requires_grad = true;
-    const TensorImpl& impl = input.impl();
-    if (!input.is_leaf() && impl.stamp != stamp) reject_input(op, i, impl);
+std::string_view stale_tape_fate(const TensorImpl& impl) {
+  const TapeState& tape = static_cast<const TapeState&>(*impl.result.tape);
+  const bool alive = std::atomic_ref<const bool>(tape.alive).load(std::memory_order_relaxed);
+  const std::uint64_t birth =
+      std::atomic_ref<const std::uint64_t>(tape.birth).load(std::memory_order_relaxed);
+  return alive && impl.result.stamp >= birth ? "cleared" : "destroyed";
+}
+
+Tensor record_node(TapeState& tape, const OpDescriptor* op, Shape&& shape, Values&& values,
+                   const OpInputs& inputs, std::source_location where, RuleConstructor construct,
+                   void* rule) {
+  const std::size_t n = inputs.size();
+  if (tape.results.size() >= std::numeric_limits<std::uint32_t>::max() ||
+      n >= std::numeric_limits<std::uint32_t>::max()) [[unlikely]] {
+    throw AutogradError(
+        fmt::format("{}: a tape holds at most 2^32 - 1 nodes of at most 2^32 - 1 "
+                    "inputs each; clear it (one Tape per step)",
+                    op->name));
   }
-  return any_requires_grad;
+  // Everything that can fail comes first: room for the result and for the leaves to pin, the
+  // block, the rule's state.
+  tape.results.reserve_one(tape.sweeps);
+  if (tape.pinned.capacity() - tape.pinned.size() < n) [[unlikely]] {
+    tape.pinned.reserve(std::max(2 * tape.pinned.capacity(), tape.pinned.size() + n));
+  }
+  const RuleVTable& rule_table = *op->rule;
+  const std::size_t rule_at = rule_offset(n, rule_table.align);
+  const std::size_t values_at = (rule_at + rule_table.size + 7) / 8 * 8;
+  const std::size_t numel = values.size();
+  const bool inline_values = numel <= TensorImpl::inline_values;
+  TensorImpl* impl =
+      new_impl(values_at + (inline_values ? numel * sizeof(double) : sizeof(HeapValues)));
+  impl->op = op;
+  impl->n_inputs = static_cast<std::uint32_t>(n);
+  if (construct != nullptr) {
+    try {
+      construct(node_rule_state(impl), rule);
+    } catch (...) {
+      delete_impl(impl);
+      throw;
+    }
+  }
+  // From here nothing can fail. One handle (the one returned) and the tape's hold.
+  const std::uint64_t stamp = tape.current_stamp();
+  impl->count = 3;
+  impl->node = static_cast<std::uint32_t>(tape.results.size());
+  impl->values_at = static_cast<std::uint32_t>(values_at);
+  impl->flags = TensorImpl::requires_grad_flag | TensorImpl::node_alive_flag |
+                (inline_values ? TensorImpl::inline_values_flag : 0);
+  impl->shape = std::move(shape);
+  impl->result.tape = &tape;
+  impl->result.stamp = stamp;
+  ::new (&node_where(impl)) std::source_location(where);
+  Tensor* slots = node_inputs(impl);
+  inputs.for_each([&](std::size_t i, const Tensor& input) {
+    TensorImpl* input_impl = input.impl_ptr();
+    ::new (&slots[i]) Tensor(Tensor::adopt(input_impl));  // uncounted: see node_inputs
+    // The leaves this node reads stay alive with the tape: one counted handle per leaf and tape
+    // (pinned_by marks the last tape that took one; a stale mark only costs a second handle).
+    if (input_impl == nullptr || !input_impl->is_leaf()) return;
+    std::atomic_ref<std::uint64_t> mark(input_impl->leaf.pinned_by);
+    if (mark.load(std::memory_order_relaxed) == stamp) return;
+    tape.pinned.push_back(input);  // capacity reserved above
+    mark.store(stamp, std::memory_order_relaxed);
+  });
+  impl->store_values(std::move(values));
+  tape.results.push(impl);
+  return Tensor::adopt(impl);
 }
 
-void push_node(const OpInfo& op, TensorList&& inputs, const Tensor& result, Rule&& rule,
-               std::source_location where) {
-  TapeState& state = *current_tape->state();
-  TensorImpl& impl = result.impl();
-  impl.requires_grad = true;
-  impl.tape = current_tape->state();
-  impl.stamp = state.stamp;
-  impl.node = state.nodes.size();
-  impl.op = op.name;
-  state.nodes.emplace_back(op.name, op.rule_text, where, std::move(inputs), result, std::move(rule),
-                           Tensor());
-}
-
-void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, const Tensor& result,
-                           std::source_location where) {
-  const auto values = result.values();
+void check_forward_anomaly(const OpInfo& op, const OpInputs& inputs, std::span<const double> values,
+                           const Shape& shape, std::source_location where) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (std::isfinite(values[i])) continue;
     std::vector<std::string> shapes;
-    for (const Tensor& input : inputs) {
-      shapes.push_back(input.defined() ? fmt::format("{}", input.shape()) : "undefined");
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+      shapes.push_back(inputs[k].defined() ? fmt::format("{}", inputs[k].shape()) : "undefined");
     }
     throw AnomalyError(fmt::format(
         "{}: anomaly: the result holds {} at flat index {} (inputs {} -> result {}), called at "
         "{}:{}; look for log(0), x/0 or exp overflow on that line: clamp the input or use a "
         "stable fused form (log_softmax, cross_entropy_with_logits, bce_with_logits)",
-        op.name, values[i], i, fmt::join(shapes, " vs "), result.shape(), where.file_name(),
-        where.line()));
+        op.name, values[i], i, fmt::join(shapes, " vs "), shape, where.file_name(), where.line()));
   }
 }
 
@@ -250,7 +396,7 @@ fmt::format_context::iterator fmt::formatter<tapegrad::Tape>::format(const tapeg
   fmt::format_to(it, "Tape with {} node{}\n", tape.size(), tape.size() == 1 ? "" : "s");
   std::vector<const tapegrad::detail::TensorImpl*> leaves;  // leaf#k is leaves[k]
   for (std::size_t i = 0; i < tape.size(); ++i) {
-    const tapegrad::Node& node = tape.node(i);
+    const tapegrad::Node node = tape.node(i);
     std::vector<std::string> inputs;
     for (const tapegrad::Tensor& input : node.inputs) {
       if (!input.defined()) {
@@ -258,9 +404,9 @@ fmt::format_context::iterator fmt::formatter<tapegrad::Tape>::format(const tapeg
       } else if (!input.is_leaf()) {
         inputs.push_back(fmt::format("#{}", input.impl().node));
       } else {
-        auto found = std::find(leaves.begin(), leaves.end(), input.impl_ptr().get());
+        auto found = std::find(leaves.begin(), leaves.end(), input.impl_ptr());
         const auto k = static_cast<std::size_t>(found - leaves.begin());
-        if (found == leaves.end()) leaves.push_back(input.impl_ptr().get());
+        if (found == leaves.end()) leaves.push_back(input.impl_ptr());
         inputs.push_back(fmt::format("leaf#{}{}", k, input.requires_grad() ? "" : "(const)"));
       }
     }

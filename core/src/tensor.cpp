@@ -1,26 +1,58 @@
 #include "tapegrad/core/tensor.hpp"
 
+#include <algorithm>
 #include <iterator>
 #include <new>
+#include <utility>
 
 #include <fmt/format.h>
 
-#include "recycler.hpp"
 #include "tapegrad/core/autograd.hpp"
 #include "tapegrad/core/error.hpp"
+#include "tapegrad/core/tape.hpp"
 
 namespace tapegrad {
 
 Tensor Tensor::from_values(Values values, Shape shape) {
-  if (values.size() != shape.numel()) {
-    throw ShapeError(fmt::format("from_values: {} values do not fill shape {} ({} elements)",
-                                 values.size(), shape, shape.numel()));
+  detail::check_fill(values.size(), shape);
+  return detail::make_leaf(std::move(values), std::move(shape));
+}
+
+namespace detail {
+static_assert(TensorImpl::inline_values >= Values::small_capacity,
+              "a tensor too large to be inline must come with a heap buffer to take over");
+
+void swap_values(Tensor& leaf, Values& values) noexcept {
+  TensorImpl& impl = leaf.impl();
+  HeapValues* heap = impl.heap_values();
+  if (heap != nullptr && !values.is_small() && values.size() == impl.numel()) {
+    std::size_t capacity = 0;
+    double* buffer = values.release_heap(capacity);
+    values.adopt_heap(heap->data, impl.numel(), heap->capacity);
+    heap->data = buffer;
+    heap->capacity = capacity;
+  } else {
+    std::swap_ranges(values.begin(), values.end(), impl.data());
   }
-  // Impls come from this thread's recycled blocks (recycler.hpp): one per op and per gradient,
-  // freed again within the step. 32768 blocks of ~170 bytes: at most ~5.5 MB kept per thread.
-  return Tensor(std::allocate_shared<detail::TensorImpl>(
-      detail::RecyclingAllocator<detail::TensorImpl, 32768>(), std::move(shape),
-      std::move(values)));
+}
+
+void throw_fill_error(std::size_t count, const Shape& shape) {
+  throw ShapeError(fmt::format("from_values: {} values do not fill shape {} ({} elements)", count,
+                               shape, shape.numel()));
+}
+
+void destroy_slow(TensorImpl* impl) noexcept {
+  if (impl->is_leaf() && impl->leaf.grad != nullptr) release(impl->leaf.grad);
+  if (HeapValues* heap = impl->heap_values()) {
+    give_value_buffer(heap->data, heap->capacity * sizeof(double));
+  }
+  delete_impl(impl);
+}
+}  // namespace detail
+
+std::string_view Tensor::op() const {
+  const detail::OpDescriptor* op = impl().op;
+  return op == nullptr ? std::string_view() : std::string_view(op->name);
 }
 
 void Tensor::throw_undefined() {
@@ -37,7 +69,7 @@ std::span<double> Tensor::mutable_values() {
         "saved for backward. Write to a leaf, or to a copy made with detach()",
         op(), shape()));
   }
-  return impl().values;
+  return {impl().data(), numel()};
 }
 
 double Tensor::item() const {
@@ -45,7 +77,7 @@ double Tensor::item() const {
     throw ValueError(fmt::format(
         "item: needs a tensor with one element, got shape {} ({} elements)", shape(), numel()));
   }
-  return impl().values[0];
+  return impl().data()[0];
 }
 
 double Tensor::at(std::initializer_list<std::int64_t> index) const {
@@ -64,7 +96,7 @@ double Tensor::at(std::initializer_list<std::int64_t> index) const {
     flat = flat * static_cast<std::size_t>(s[axis]) + static_cast<std::size_t>(i);
     ++axis;
   }
-  return impl().values[flat];
+  return impl().data()[flat];
 }
 
 Tensor& Tensor::requires_grad_(bool enabled) {
@@ -74,7 +106,9 @@ Tensor& Tensor::requires_grad_(bool enabled) {
         "Use detach().requires_grad_() to start a new leaf from its value",
         op(), shape()));
   }
-  impl().requires_grad = enabled;
+  detail::TensorImpl& i = impl();
+  i.flags = enabled ? (i.flags | detail::TensorImpl::requires_grad_flag)
+                    : (i.flags & ~detail::TensorImpl::requires_grad_flag);
   return *this;
 }
 
@@ -86,19 +120,31 @@ Tensor Tensor::grad() const {
         "intermediate",
         op(), shape()));
   }
-  return Tensor(impl().grad);
+  detail::TensorImpl* g = impl().leaf.grad;
+  if (g == nullptr) return Tensor();
+  detail::retain(g);
+  return adopt(g);
 }
 
 void Tensor::set_grad(const Tensor& grad) {
+  if (!is_leaf()) {
+    throw AutogradError(fmt::format(
+        "set_grad: this tensor is the result of '{}' ({}), not a leaf; only leaves hold a grad()",
+        op(), shape()));
+  }
   if (grad.defined() && grad.shape() != shape()) {
     throw ShapeError(fmt::format("set_grad: gradient shape differs from the tensor's ({} vs {})",
                                  grad.shape(), shape()));
   }
-  impl().grad = grad.impl_ptr();
+  Tensor keep = grad;  // a counted handle, handed to the leaf below
+  detail::TensorImpl* old = std::exchange(impl().leaf.grad, keep.impl_ptr());
+  keep.impl_ = old;  // the old gradient's handle, released with `keep`
 }
 
 void Tensor::zero_grad() {
-  impl().grad.reset();
+  detail::TensorImpl& i = impl();
+  if (!i.is_leaf() || i.leaf.grad == nullptr) return;
+  detail::release(std::exchange(i.leaf.grad, nullptr));
 }
 
 void Tensor::backward(BackwardOptions options) const {
@@ -110,7 +156,8 @@ void Tensor::backward(const Tensor& seed, BackwardOptions options) const {
 }
 
 Tensor Tensor::detach() const {
-  return Tensor::from_values(impl().values, impl().shape);
+  const std::span<const double> v = values();
+  return Tensor::from_values(Values(v.begin(), v.end()), shape());
 }
 
 void print_trace(std::string_view line) {
@@ -201,7 +248,7 @@ void format_values(fmt::memory_buffer& out, const detail::TensorImpl& t, std::si
     }
     const std::size_t at = offset + static_cast<std::size_t>(i) * strides[axis];
     if (axis + 1 == t.shape.rank()) {
-      fmt::format_to(std::back_inserter(out), "{:.6g}", t.values[at]);
+      fmt::format_to(std::back_inserter(out), "{:.6g}", t.data()[at]);
     } else {
       format_values(out, t, axis + 1, at, strides);
     }
@@ -220,14 +267,14 @@ fmt::format_context::iterator fmt::formatter<tapegrad::Tensor>::format(
   fmt::memory_buffer out;
   fmt::format_to(std::back_inserter(out), "tensor(");
   if (t.shape.rank() == 0) {
-    fmt::format_to(std::back_inserter(out), "{:.6g}", t.values[0]);
+    fmt::format_to(std::back_inserter(out), "{:.6g}", t.data()[0]);
   } else {
     tapegrad::format_values(out, t, 0, 0, t.shape.strides());
   }
   fmt::format_to(std::back_inserter(out), ", shape={}", t.shape);
-  if (!t.op.empty()) {
-    fmt::format_to(std::back_inserter(out), ", op={}", t.op);
-  } else if (t.requires_grad) {
+  if (!t.is_leaf()) {
+    fmt::format_to(std::back_inserter(out), ", op={}", tensor.op());
+  } else if (t.requires_grad()) {
     fmt::format_to(std::back_inserter(out), ", requires_grad");
   }
   out.push_back(')');

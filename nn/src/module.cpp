@@ -24,7 +24,7 @@ std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
   out.reserve(all.size());
   std::unordered_set<const detail::TensorImpl*> seen;
   for (auto& entry : all) {
-    if (seen.insert(entry.second.impl_ptr().get()).second) out.push_back(std::move(entry));
+    if (seen.insert(entry.second.impl_ptr()).second) out.push_back(std::move(entry));
   }
   return out;
 }

@@ -83,7 +83,7 @@ Optimizer::Optimizer(OptimizerParameters parameters, double lr, std::string name
           p.defined() ? fmt::format("the result of '{}' ({})", p.op(), p.shape())
                       : std::string("undefined")));
     }
-    const auto [it, inserted] = seen.emplace(p.impl_ptr().get(), i);
+    const auto [it, inserted] = seen.emplace(p.impl_ptr(), i);
     if (!inserted) {
       // PyTorch only warns here; updating one tensor twice per step is never what was meant.
       throw ValueError(fmt::format(
@@ -151,7 +151,7 @@ void Optimizer::step() {
     Tensor& p = parameters_[i];
     if (!p.grad().defined()) continue;
     commit(i);
-    std::swap(p.impl().values, new_values_[i]);  // a leaf: the constructor checked
+    detail::swap_values(p, new_values_[i]);  // a leaf: the constructor checked
   }
 }
 

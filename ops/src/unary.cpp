@@ -43,12 +43,15 @@ Tensor piecewise(const Tensor& x, F f) {
 }
 
 // The fused rules read both arguments elementwise: they must have one shape.
-void check_same_shape(std::string_view op, const Tensor& g, const Tensor& other,
-                      std::string_view other_name) {
-  if (g.shape() != other.shape()) {
-    throw ShapeError(fmt::format("{}: g and {} must have the same shape ({} vs {})", op, other_name,
-                                 g.shape(), other.shape()));
-  }
+[[noreturn]] void throw_not_same_shape(std::string_view op, const Tensor& g, const Tensor& other,
+                                       std::string_view other_name) {
+  throw ShapeError(fmt::format("{}: g and {} must have the same shape ({} vs {})", op, other_name,
+                               g.shape(), other.shape()));
+}
+inline void check_same_shape(std::string_view op, const Tensor& g, const Tensor& other,
+                             std::string_view other_name) {
+  if (g.shape() != other.shape()) [[unlikely]]
+    throw_not_same_shape(op, g, other, other_name);
 }
 
 double stable_sigmoid(double x) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string_view>
@@ -99,7 +100,7 @@ struct Box {
   std::string title;
   std::string kind;  // param, const, op, back
   Tensor tensor;
-  const Node* node = nullptr;
+  std::optional<Node> node = {};         // a view into the tape: valid while the page is built
   std::vector<std::string> inputs = {};  // box ids, one per node input ("" for an undefined one)
   std::size_t depth = 0;
   bool output = false;
@@ -121,10 +122,10 @@ struct Graph {
 Graph collect(const Tensor& output, const HtmlOptions& options) {
   std::unordered_map<const detail::TensorImpl*, std::string> names;
   for (const auto& [tensor, name] : options.names) {
-    if (tensor.defined()) names[tensor.impl_ptr().get()] = name;
+    if (tensor.defined()) names[tensor.impl_ptr()] = name;
   }
   const auto title_of = [&](const Tensor& t, const std::string& fallback) {
-    const auto named = names.find(t.impl_ptr().get());
+    const auto named = names.find(t.impl_ptr());
     return named != names.end() ? named->second : fallback;
   };
   const auto leaf_kind = [](const Tensor& t) { return t.requires_grad() ? "param" : "const"; };
@@ -147,10 +148,10 @@ Graph collect(const Tensor& output, const HtmlOptions& options) {
   std::unordered_map<const detail::TensorImpl*, std::size_t> leaf_box;
   for (std::size_t i = 0; i <= top; ++i) {
     if (!needed[i]) continue;
-    for (const Tensor& input : tape->nodes[i].inputs) {
+    for (const Tensor& input : tape->inputs_of(i)) {
       if (!input.defined() || !input.is_leaf()) continue;
       const std::size_t k = leaf_box.size();
-      if (leaf_box.try_emplace(input.impl_ptr().get(), graph.boxes.size()).second) {
+      if (leaf_box.try_emplace(input.impl_ptr(), graph.boxes.size()).second) {
         graph.boxes.push_back({.id = fmt::format("l{}", k),
                                .title = title_of(input, fmt::format("leaf#{}", k)),
                                .kind = leaf_kind(input),
@@ -161,19 +162,19 @@ Graph collect(const Tensor& output, const HtmlOptions& options) {
   const auto [first_back, last_back] = options.backward_recorded;
   for (std::size_t i = 0; i <= top; ++i) {
     if (!needed[i]) continue;
-    const Node& node = tape->nodes[i];
+    const Node node = detail::node_view(*tape, i);
     Box box{.id = fmt::format("t{}", i),
             .title = title_of(node.result, fmt::format("#{}", i)),
             .kind = (i >= first_back && i < last_back) ? "back" : "op",
             .tensor = node.result,
-            .node = &node,
+            .node = node,
             .output = i == top};
     for (const Tensor& input : node.inputs) {
       if (!input.defined()) {
         box.inputs.emplace_back();
         continue;
       }
-      const Box& from = input.is_leaf() ? graph.boxes[leaf_box.at(input.impl_ptr().get())]
+      const Box& from = input.is_leaf() ? graph.boxes[leaf_box.at(input.impl_ptr())]
                                         : graph.boxes[graph.box_of_node.at(input.impl().node)];
       box.depth = std::max(box.depth, from.depth + 1);
       box.inputs.push_back(from.id);

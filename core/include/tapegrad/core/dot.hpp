@@ -47,7 +47,7 @@ namespace detail {
 // which of its nodes `output` depends on (needed[i] for i up to output's node). A cleared or
 // destroyed tape is an AutogradError naming `who`, telling the user to `what` before clearing.
 struct Ancestry {
-  std::shared_ptr<TapeState> tape;
+  TapeState* tape;
   std::vector<bool> needed;
 };
 Ancestry ancestry(const Tensor& output, std::string_view who, std::string_view what);

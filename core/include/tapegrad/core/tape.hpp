@@ -17,10 +17,12 @@
 //
 // Tapes nest: the innermost live one records. A tensor computed on a tape keeps its value after
 // the tape is cleared or destroyed, but differentiating through it is then an AutogradError.
+#include <atomic>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <source_location>
@@ -40,12 +42,14 @@ namespace tapegrad {
 // the result's shape), the op's `result` and its `inputs`, return dLoss/dinput for each input
 // (an undefined Tensor for an input that gets none). A rule may return a gradient in the
 // result's shape for a broadcast input; the engine sums it down to the input's shape (sum_to).
-// Rules are written with differentiable ops so that create_graph can record them.
+// Rules are written with differentiable ops so that create_graph can record them. record()
+// takes any callable of this signature (a lambda, usually); Rule is the type-erased one.
 using Rule = std::function<TensorList(const Tensor& grad, const Tensor& result,
                                       std::span<const Tensor> inputs)>;
 
 // What an op tells the tape about itself: its name and its rule in words, as a student would
-// write it ("dx = g * y * (1 - y)"), for traced backward and tape printing.
+// write it ("dx = g * y * (1 - y)"), for traced backward and tape printing. Both are string
+// literals in practice; the tape keeps its own copy of each text.
 struct OpInfo {
   std::string_view name;
   std::string_view rule_text = {};
@@ -54,69 +58,187 @@ struct OpInfo {
       : name(op_name), rule_text(rule_in_words) {}
 };
 
+namespace detail {
+// How a node calls and destroys its rule: one table per rule type. A rule without state (a
+// lambda that captures nothing) takes no room in the node; it is made afresh to be called.
+struct RuleVTable {
+  TensorList (*invoke)(void* state, const Tensor& grad, const Tensor& result,
+                       std::span<const Tensor> inputs);
+  void (*destroy)(void* state) noexcept;  // null when the state needs no destructor
+  std::size_t size;                       // 0: stateless
+  std::size_t align;
+};
+
+template <class Fn>
+inline constexpr bool stateless_rule = std::is_empty_v<Fn>&& std::is_default_constructible_v<Fn>&&
+    std::is_trivially_destructible_v<Fn>;
+
+template <class Fn>
+TensorList invoke_rule(void* state, const Tensor& grad, const Tensor& result,
+                       std::span<const Tensor> inputs) {
+  if constexpr (stateless_rule<Fn>) {
+    return Fn{}(grad, result, inputs);
+  } else {
+    return (*static_cast<Fn*>(state))(grad, result, inputs);
+  }
+}
+template <class Fn>
+void destroy_rule(void* state) noexcept {
+  static_cast<Fn*>(state)->~Fn();
+}
+template <class Fn>
+inline constexpr RuleVTable rule_vtable{
+    &invoke_rule<Fn>, std::is_trivially_destructible_v<Fn> ? nullptr : &destroy_rule<Fn>,
+    stateless_rule<Fn> ? 0 : sizeof(Fn), alignof(Fn)};
+
+// An op as the tape names it: one per (name, rule text, rule type), made on first use and never
+// freed, so a node holds one pointer for all three and a tensor's op() outlives every tape.
+struct OpDescriptor {
+  std::string name;
+  std::string rule_text;
+  const RuleVTable* rule;
+  // The OpInfo it was made from, compared by address (ops pass string literals).
+  const char* name_key;
+  std::size_t name_size;
+  const char* rule_key;
+  std::size_t rule_size;
+  bool made_from(const OpInfo& op) const {
+    return op.name.data() == name_key && op.name.size() == name_size &&
+           op.rule_text.data() == rule_key && op.rule_text.size() == rule_size;
+  }
+};
+const OpDescriptor* intern_op(const OpInfo& op, const RuleVTable* rule);
+
+// The descriptor of `op` with rule type Fn: a one-entry cache per rule type and thread in front of
+// intern_op (an op's call site passes the same literals every time).
+template <class Fn>
+const OpDescriptor* describe(const OpInfo& op) {
+  static thread_local constinit const OpDescriptor* last = nullptr;
+  const OpDescriptor* descriptor = last;
+  if (descriptor != nullptr && descriptor->made_from(op)) [[likely]]
+    return descriptor;
+  descriptor = intern_op(op, &rule_vtable<Fn>);
+  last = descriptor;
+  return descriptor;
+}
+
+// Where a recorded result's node lives in its block (TensorImpl's layout, tensor.hpp).
+inline constexpr std::size_t where_at = sizeof(TensorImpl);
+inline constexpr std::size_t inputs_at =
+    (where_at + sizeof(std::source_location) + alignof(Tensor) - 1) / alignof(Tensor) *
+    alignof(Tensor);
+// Blocks are aligned for any fundamental type; a rule needing more is kept in a box.
+inline constexpr std::size_t block_alignment = alignof(std::max_align_t);
+
+inline std::source_location& node_where(TensorImpl* impl) {
+  return *std::launder(
+      reinterpret_cast<std::source_location*>(reinterpret_cast<std::byte*>(impl) + where_at));
+}
+// A node's inputs: uncounted handles (the tape holds every result it recorded and a counted
+// handle on every leaf a node reads, until it is cleared).
+inline Tensor* node_inputs(TensorImpl* impl) {
+  return std::launder(reinterpret_cast<Tensor*>(reinterpret_cast<std::byte*>(impl) + inputs_at));
+}
+inline std::size_t rule_offset(std::size_t inputs, std::size_t align) {
+  const std::size_t end = inputs_at + inputs * sizeof(Tensor);
+  return (end + align - 1) / align * align;
+}
+inline void* node_rule_state(TensorImpl* impl) {
+  const RuleVTable& rule = *impl->op->rule;
+  return reinterpret_cast<std::byte*>(impl) + rule_offset(impl->n_inputs, rule.align);
+}
+
+// The tape's holds on its results, in node order: uncounted handles (bit 0 of each block's count
+// is the hold), in chunks that never move, so a Node's `result` reference stays valid.
+class ResultList {
+ public:
+  static constexpr std::size_t chunk_size = 1024;
+
+  ResultList() = default;
+  ResultList(const ResultList&) = delete;
+  ResultList& operator=(const ResultList&) = delete;
+  ~ResultList();
+
+  std::size_t size() const { return size_; }
+  const Tensor& operator[](std::size_t i) const { return chunks_[i / chunk_size][i % chunk_size]; }
+  // Room for one more result: may allocate a chunk (and throw); checks the growth warning.
+  void reserve_one(std::size_t sweeps) {
+    if (size_ == chunks_.size() * chunk_size) [[unlikely]]
+      add_chunk(sweeps);
+  }
+  // After reserve_one: cannot fail.
+  void push(TensorImpl* impl) noexcept {
+    ::new (&chunks_[size_ / chunk_size][size_ % chunk_size]) Tensor(Tensor::adopt(impl));
+    ++size_;
+  }
+  // Forgets every entry (the caller has released the holds); keeps one chunk for the next step.
+  void forget() noexcept;
+
+ private:
+  void add_chunk(std::size_t sweeps);
+  std::vector<Tensor*> chunks_;
+  std::size_t size_ = 0;
+};
+
+// One Tape's state. Never freed: a Tape takes one from a pool and gives it back when destroyed,
+// so a result can always read its tape's stamp (TapeHead) to know whether it is still on it.
+// `stamp` is unique across all tapes and renewed by every clear() and by the Tape's destruction.
+struct TapeState : TapeHead {
+  std::uint64_t birth = 0;  // the stamp the current Tape started with
+  bool alive = false;       // a Tape owns this state now
+  bool keep_gradients = false;
+  std::size_t sweeps = 0;  // backward sweeps since the last clear (the growth warning)
+  ResultList results;
+  std::vector<Tensor> pinned;  // counted handles on the leaves the nodes read
+  std::vector<Tensor> kept;    // keep_gradients: node i's gradient, when swept
+
+  std::size_t size() const { return results.size(); }
+  std::span<const Tensor> inputs_of(std::size_t node) const {
+    TensorImpl* impl = results[node].impl_ptr();
+    return {node_inputs(impl), impl->n_inputs};
+  }
+  std::uint64_t current_stamp() const {
+    return std::atomic_ref<const std::uint64_t>(stamp).load(std::memory_order_relaxed);
+  }
+  // Drops every node: each result's rule and hold, the pinned leaves, the kept gradients.
+  void clear_nodes() noexcept;
+};
+}  // namespace detail
+
+// One recorded op as the tape, traced backward and tools (write_html) see it: a view into the
+// tape, valid until the tape is cleared or destroyed.
+struct RuleRef {
+  const detail::RuleVTable* vtable;
+  void* state;
+  TensorList operator()(const Tensor& grad, const Tensor& result,
+                        std::span<const Tensor> inputs) const {
+    return vtable->invoke(state, grad, result, inputs);
+  }
+};
 struct Node {
   std::string_view op;
   std::string_view rule_text;
   std::source_location where;  // the user's line that called the op
-  TensorList inputs;
-  Tensor result;
-  Rule rule;
+  std::span<const Tensor> inputs;
+  const Tensor& result;
+  RuleRef rule;
   Tensor grad;  // dLoss/dresult after a backward, kept only when the tape keeps gradients
 };
 
 namespace detail {
-// The nodes of one tape, in chunks of 256. Appending (a rule does, under create_graph) never
-// moves the nodes already there; clear() destroys the nodes but keeps the chunks, so a training
-// loop that clears its tape every step allocates no nodes after the first.
-class NodeStore {
- public:
-  NodeStore() = default;
-  NodeStore(const NodeStore&) = delete;
-  NodeStore& operator=(const NodeStore&) = delete;
-  ~NodeStore();
+// The view of node `index` of `tape` (a live node).
+Node node_view(const TapeState& tape, std::size_t index);
+// The tape a recorded result is on, or null when that tape has been cleared or destroyed since.
+inline TapeState* live_tape(const TensorImpl& result) {
+  return result.on_live_tape() ? static_cast<TapeState*>(result.result.tape) : nullptr;
+}
+// For messages about a result whose tape is gone: "cleared" or "destroyed".
+std::string_view stale_tape_fate(const TensorImpl& result);
 
-  std::size_t size() const { return size_; }
-  Node& operator[](std::size_t i) { return slot(i); }
-  const Node& operator[](std::size_t i) const { return slot(i); }
-  const Node& at(std::size_t i) const;
-  // Builds the node in its slot (Node's aggregate initialisation from `fields`), with no
-  // temporary Node to move from and destroy.
-  template <class... Fields>
-  void emplace_back(Fields&&... fields) {
-    // The growth warning costs the record path nothing: it is checked in add_chunk, once a chunk.
-    if (size_ == chunks_.size() * chunk_nodes) add_chunk();
-    std::byte* chunk = chunks_[size_ / chunk_nodes];
-    new (chunk + (size_ % chunk_nodes) * sizeof(Node)) Node{std::forward<Fields>(fields)...};
-    ++size_;
-  }
-  void clear();
-  // Counts a backward sweep over these nodes; clear() resets the count. A tape that has been
-  // swept more than once and keeps growing is a training loop inside one Tape (see
-  // set_tape_growth_warning).
-  void note_sweep() { ++sweeps_; }
-  std::size_t sweeps() const { return sweeps_; }
-
- private:
-  static constexpr std::size_t chunk_nodes = 256;
-  void add_chunk();  // a new chunk, and the growth warning's check
-  Node& slot(std::size_t i) const {
-    return std::launder(reinterpret_cast<Node*>(chunks_[i / chunk_nodes]))[i % chunk_nodes];
-  }
-
-  // Raw storage for chunk_nodes Nodes each, from a per-thread recycler: a fresh tape per step
-  // reuses the chunks of the last one instead of allocating (and freeing) 47 KB every step.
-  std::vector<std::byte*> chunks_;
-  std::size_t size_ = 0;
-  std::size_t sweeps_ = 0;
-};
-
-struct TapeState {
-  NodeStore nodes;
-  // Unique across all tapes and renewed by every clear(): a recorded tensor whose stamp equals
-  // the recording tape's is on it and still valid, checked without touching reference counts.
-  std::uint64_t stamp = 0;
-  bool keep_gradients = false;
-};
+// This thread's recording switches, read inline by every op (constinit: a %fs-relative load).
+inline thread_local constinit TapeState* recording_state = nullptr;  // the innermost tape's
+inline thread_local constinit bool grad_enabled = true;
+inline thread_local constinit bool anomaly_enabled = false;
 }  // namespace detail
 
 class Tape {
@@ -135,22 +257,24 @@ class Tape {
   // Drops every node (and the intermediates they hold). Tensors computed so far keep their values
   // but can no longer be differentiated. Training loops clear once per step.
   void clear();
-  std::size_t size() const { return state_->nodes.size(); }
+  std::size_t size() const { return state_->size(); }
   // Keep every node's gradient after backward (off by default: memory stays one value per node).
   // For printing the tape and for teaching; Node::grad holds them.
   void keep_gradients(bool keep = true) { state_->keep_gradients = keep; }
-  const Node& node(std::size_t index) const { return state_->nodes.at(index); }
+  // Node `index` (a ValueError when out of range), a view valid until the tape is cleared.
+  Node node(std::size_t index) const;
 
   // The innermost tape recording on this thread, or nullptr.
-  static Tape* current();
+  static Tape* current() { return current_; }
 
-  const std::shared_ptr<detail::TapeState>& state() const { return state_; }
+  detail::TapeState* state() const { return state_; }
 
  private:
-  std::shared_ptr<detail::TapeState> state_;
+  detail::TapeState* state_;
   Tape* enclosing_;           // the tape below this one on its thread's stack, or nullptr
   Tape* enclosed_ = nullptr;  // the tape above it, or nullptr when this one is the innermost
   std::thread::id thread_;    // the thread whose stack this tape is on
+  static inline thread_local constinit Tape* current_ = nullptr;  // the innermost live tape
 };
 
 // A tape that keeps growing after more than one backward sweep since it was last cleared, past
@@ -187,7 +311,9 @@ class EnableGradGuard {
   bool previous_;
 };
 
-bool is_grad_enabled();
+inline bool is_grad_enabled() {
+  return detail::grad_enabled;
+}
 
 // Anomaly mode: while alive, any op whose forward value, or whose backward gradient, holds a NaN
 // or an infinity throws AnomalyError naming the op, its shapes and the line that called it.
@@ -205,19 +331,88 @@ class AnomalyGuard {
   bool previous_;
 };
 
-bool is_anomaly_enabled();
+inline bool is_anomaly_enabled() {
+  return detail::anomaly_enabled;
+}
+
+// An op's inputs as record() takes them: a braced list ({x}, {a, b}), a TensorList, a
+// std::vector<Tensor> or a span. A view: nothing is copied, so no reference count moves.
+struct TensorRef {
+  const Tensor* tensor;
+  TensorRef(const Tensor& t) : tensor(&t) {}  // NOLINT: implicit, so {a, b} lists tensors
+};
+class OpInputs {
+ public:
+  // OpInputs is a parameter type: a braced list's array lives until the end of the full
+  // expression that calls record(), longer than the view (GCC cannot see that and warns).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winit-list-lifetime"
+#endif
+  OpInputs(std::initializer_list<TensorRef> list) : refs_(list.begin()), size_(list.size()) {}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+  OpInputs(std::span<const Tensor> tensors) : tensors_(tensors.data()), size_(tensors.size()) {}
+  OpInputs(const TensorList& list) : OpInputs(std::span<const Tensor>(list)) {}
+  OpInputs(const std::vector<Tensor>& tensors) : OpInputs(std::span<const Tensor>(tensors)) {}
+  std::size_t size() const {
+    return size_;
+  }
+  const Tensor& operator[](std::size_t i) const {
+    return refs_ != nullptr ? *refs_[i].tensor : tensors_[i];
+  }
+  // Calls f(i, tensor) for each input, with one test of the representation for the whole loop.
+  template <class F>
+  void for_each(F&& f) const {
+    if (refs_ != nullptr) {
+      for (std::size_t i = 0; i < size_; ++i) f(i, *refs_[i].tensor);
+    } else {
+      for (std::size_t i = 0; i < size_; ++i) f(i, tensors_[i]);
+    }
+  }
+
+ private:
+  const TensorRef* refs_ = nullptr;
+  const Tensor* tensors_ = nullptr;
+  std::size_t size_ = 0;
+};
 
 namespace detail {
-// True when an op with these inputs must be recorded: grad mode on, a tape recording, and some
-// input requiring grad. Throws AutogradError naming `op` if a recorded input's tape was cleared
-// or destroyed, or if it belongs to another tape.
-bool should_record(std::string_view op, std::span<const Tensor> inputs);
-// Appends a node whose result is `result` and marks `result` as recorded.
-void push_node(const OpInfo& op, TensorList&& inputs, const Tensor& result, Rule&& rule,
-               std::source_location where);
-// Anomaly mode's forward check: throws AnomalyError if `result` holds a NaN or an infinity.
-void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, const Tensor& result,
-                           std::source_location where);
+[[noreturn]] void reject_input(std::string_view op, std::size_t index, const TensorImpl& impl);
+// The tape an op with these inputs must be recorded on: the current one when grad mode is on,
+// a tape is recording and some input requires grad; null otherwise. Throws AutogradError naming
+// `op` if a recorded input's tape was cleared or destroyed, or if it belongs to another tape.
+inline TapeState* recording_tape(std::string_view op, const OpInputs& inputs) {
+  TapeState* tape = recording_state;
+  if (!grad_enabled || tape == nullptr) return nullptr;
+  const std::uint64_t stamp = tape->current_stamp();
+  bool any_requires_grad = false;
+  inputs.for_each([&](std::size_t i, const Tensor& input) {
+    const TensorImpl* impl = input.impl_ptr();
+    if (impl == nullptr || !impl->requires_grad()) return;
+    any_requires_grad = true;
+    if (!impl->is_leaf() && impl->result.stamp != stamp) [[unlikely]]
+      reject_input(op, i, *impl);
+  });
+  return any_requires_grad ? tape : nullptr;
+}
+// Anomaly mode's forward check: throws AnomalyError if `values` hold a NaN or an infinity.
+void check_forward_anomaly(const OpInfo& op, const OpInputs& inputs, std::span<const double> values,
+                           const Shape& shape, std::source_location where);
+// Constructs a rule's state at `storage` from the rule object at `rule` (may throw).
+using RuleConstructor = void (*)(void* storage, void* rule);
+template <class Fn, class RuleFn>
+void construct_rule(void* storage, void* rule) {
+  ::new (storage) Fn(std::forward<RuleFn>(*static_cast<std::remove_reference_t<RuleFn>*>(rule)));
+}
+// Records a node on `tape` and returns its result: one block holding the result's header, where,
+// the inputs, the rule's state (built by `construct` from `rule`, or none when `construct` is
+// null) and the values. If anything throws (memory, the rule's construction), nothing is
+// recorded.
+Tensor record_node(TapeState& tape, const OpDescriptor* op, Shape&& shape, Values&& values,
+                   const OpInputs& inputs, std::source_location where, RuleConstructor construct,
+                   void* rule);
 }  // namespace detail
 
 // Builds an op's output tensor and, when it must be recorded, its tape node. Every op ends here;
@@ -234,23 +429,50 @@ void check_forward_anomaly(const OpInfo& op, std::span<const Tensor> inputs, con
 // };
 // const tapegrad::Tensor y = triple(tapegrad::tensor({1.0, 2.0}));
 // ```
+// The node (where, inputs, the rule and what it captured) lives in the result's own block: one
+// allocation per op, from a per-thread recycler.
 template <class RuleFn>
-Tensor record(const OpInfo& op, Shape shape, Values values, TensorList inputs, RuleFn&& rule,
+Tensor record(const OpInfo& op, Shape shape, Values&& values, OpInputs inputs, RuleFn&& rule,
               std::source_location where = std::source_location::current()) {
-  Tensor result = Tensor::from_values(std::move(values), std::move(shape));
-  if (is_anomaly_enabled()) detail::check_forward_anomaly(op, inputs, result, where);
-  if (detail::should_record(op.name, inputs)) {
-    detail::push_node(op, std::move(inputs), result, Rule(std::forward<RuleFn>(rule)), where);
+  using Fn = std::decay_t<RuleFn>;
+  if constexpr (alignof(Fn) > detail::block_alignment) {
+    // Over-aligned state (rare) goes in a box of its own.
+    return record(
+        op, std::move(shape), std::move(values), inputs,
+        [boxed = std::make_unique<Fn>(std::forward<RuleFn>(rule))](
+            const Tensor& g, const Tensor& y, std::span<const Tensor> in) -> TensorList {
+          return (*boxed)(g, y, in);
+        },
+        where);
+  } else {
+    detail::check_fill(values.size(), shape);
+    if (detail::anomaly_enabled) [[unlikely]]
+      detail::check_forward_anomaly(op, inputs, values, shape, where);
+    detail::TapeState* tape = detail::recording_tape(op.name, inputs);
+    if (tape == nullptr) return detail::make_leaf(std::move(values), std::move(shape));
+    const detail::OpDescriptor* descriptor = detail::describe<Fn>(op);
+    if constexpr (detail::stateless_rule<Fn>) {
+      return detail::record_node(*tape, descriptor, std::move(shape), std::move(values), inputs,
+                                 where, nullptr, nullptr);
+    } else {
+      return detail::record_node(*tape, descriptor, std::move(shape), std::move(values), inputs,
+                                 where, &detail::construct_rule<Fn, RuleFn>,
+                                 const_cast<void*>(static_cast<const void*>(&rule)));
+    }
   }
-  return result;
 }
-// The same with the values in a std::vector<double> (copied into Values): custom ops written
-// before Values existed keep compiling; tapegrad's own ops allocate Values and skip the copy.
+// The same with values to copy: a Values lvalue, or a std::vector<double> (custom ops written
+// before Values existed keep compiling); tapegrad's own ops move their Values in.
+template <class RuleFn>
+Tensor record(const OpInfo& op, Shape shape, const Values& values, OpInputs inputs, RuleFn&& rule,
+              std::source_location where = std::source_location::current()) {
+  return record(op, std::move(shape), Values(values), inputs, std::forward<RuleFn>(rule), where);
+}
 template <class Vector, class RuleFn>
 requires std::same_as<std::remove_cvref_t<Vector>, std::vector<double>> Tensor
-record(const OpInfo& op, Shape shape, Vector&& values, TensorList inputs, RuleFn&& rule,
+record(const OpInfo& op, Shape shape, Vector&& values, OpInputs inputs, RuleFn&& rule,
        std::source_location where = std::source_location::current()) {
-  return record(op, std::move(shape), Values(values.begin(), values.end()), std::move(inputs),
+  return record(op, std::move(shape), Values(values.begin(), values.end()), inputs,
                 std::forward<RuleFn>(rule), where);
 }
 

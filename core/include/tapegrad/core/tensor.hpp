@@ -9,6 +9,7 @@
 //   - a result recorded on a Tape: made by an op while a tape was recording and some input
 //     required grad. It remembers its node; gradients flow through it to the leaves.
 // Tensors computed with no tape recording (evaluation, no-grad scopes) are constant leaves.
+#include <atomic>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -26,74 +27,203 @@
 #include <fmt/format.h>
 
 #include "tapegrad/core/shape.hpp"
+#include "tapegrad/core/values.hpp"
 
 namespace tapegrad {
 
 class Tensor;
 
 namespace detail {
-// Where tensor values live (see Values). A training step frees what the step before allocated,
-// in the same sizes: buffers of up to 256 bytes (scalars, small vectors) come from per-thread free
-// lists, buffers of 64 KiB and more from a per-thread cache of freed buffers of the same size
-// (at most 256 MiB held per thread), so a step neither calls malloc for its scalars nor page-faults
-// its large buffers in again after glibc gave them back to the system. Under AddressSanitizer
-// every buffer is a fresh heap block.
-void* take_value_buffer(std::size_t bytes);  // throws std::bad_alloc
-void give_value_buffer(void* pointer, std::size_t bytes) noexcept;
-
-template <class T>
-struct ValueAllocator {
-  using value_type = T;
-  ValueAllocator() = default;
-  template <class U>
-  ValueAllocator(const ValueAllocator<U>&) noexcept {}  // NOLINT: rebinding
-  T* allocate(std::size_t n) {
-    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
-    return static_cast<T*>(take_value_buffer(n * sizeof(T)));
-  }
-  void deallocate(T* pointer, std::size_t n) noexcept { give_value_buffer(pointer, n * sizeof(T)); }
-  // Default-initialisation, so that Values(n) leaves the doubles unset (as new double[n]): a
-  // kernel that writes every element does not pay for zero-filling first.
-  template <class U>
-  void construct(U* pointer) noexcept(std::is_nothrow_default_constructible_v<U>) {
-    ::new (static_cast<void*>(pointer)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* pointer, Args&&... args) {
-    ::new (static_cast<void*>(pointer)) U(std::forward<Args>(args)...);
-  }
-  template <class U>
-  bool operator==(const ValueAllocator<U>&) const noexcept {
-    return true;
-  }
-};
-}  // namespace detail
-
-// A tensor's values: a std::vector<double> whose memory comes from tapegrad's per-thread buffer
-// cache. One difference from std::vector<double>: `Values v(n)` (and `v.resize(n)`) leave the new
-// elements unset; write `Values v(n, 0.0)` for zeros. Kernels allocate with allocate_values.
-using Values = std::vector<double, detail::ValueAllocator<double>>;
-
-namespace detail {
 struct TapeState;
+struct OpDescriptor;
+
+// What a tensor's block knows of the tape that recorded it (TapeState begins with this): enough
+// for a handle to tell, without a call, whether that tape is on the releasing thread.
+struct TapeHead {
+  std::uint64_t stamp = 0;       // renewed by every clear() (atomic_ref: read across threads)
+  const void* thread = nullptr;  // this_thread_token() of the thread it records on
+};
+// A per-thread address, cheaper to read than std::this_thread::get_id().
+inline thread_local constinit char this_thread_marker = 0;
+inline const void* this_thread_token() noexcept {
+  return &this_thread_marker;
+}
+
+// One tensor is one heap block: this header, then (for a recorded result) its tape node (where
+// the op was called, its inputs, its rule's captured state), then its values: a few doubles
+// inline, or the buffer taken over from a Values. A training step makes and frees thousands of
+// these, so the block comes from per-thread free lists (BlockLists), and nothing else is
+// allocated per op.
+//
+//   offset 0   count, node, block_bytes, values_at, n_inputs, flags   (24 bytes)
+//          24  shape (8), op (8), leaf or result part (16)
+//          56  results: where (8), inputs (8 each, uncounted: the tape keeps them alive), rule
+//          ..  values: inline doubles, or HeapValues (the buffer's pointer and capacity)
+struct HeapValues {
+  double* data;
+  std::size_t capacity;  // in doubles: the buffer goes back with give_value_buffer
+};
 
 struct TensorImpl {
-  // A constructor, not value-initialisation: make_shared of an aggregate zero-fills all of its
-  // ~140 bytes first (a `rep stos`, a tenth of W1's time) before the members are set.
-  TensorImpl(Shape shape_, Values values_) : shape(std::move(shape_)), values(std::move(values_)) {}
+  static constexpr std::uint32_t requires_grad_flag = 1;
+  static constexpr std::uint32_t inline_values_flag = 2;  // the doubles are in the block
+  static constexpr std::uint32_t node_alive_flag = 4;     // where/inputs/rule are valid
+  // Tensors of at most this many elements keep their values in their block (a Values that large
+  // is always on the heap, so its buffer can be taken over).
+  static constexpr std::size_t inline_values = Values::small_capacity;
+
+  // (number of Tensor handles << 1) | 1 while a tape holds this result for its backward.
+  std::uint32_t count;
+  std::uint32_t node;         // recorded results: the node's index on its tape
+  std::uint32_t block_bytes;  // the block's size, for the free lists
+  std::uint32_t values_at;    // offset of the values (inline doubles or HeapValues)
+  std::uint32_t n_inputs;     // recorded results while their node is alive
+  std::uint32_t flags;
   Shape shape;
-  Values values;  // row-major, shape.numel() elements
-  bool requires_grad = false;
-  // Leaves only: the accumulated gradient, null until a backward reaches this leaf.
-  std::shared_ptr<TensorImpl> grad;
-  // Recorded results only: the tape and the node that produced this tensor. `stamp` is the
-  // tape's stamp when it was recorded; a clear() renews the tape's stamp, so a mismatch means the
-  // node is gone.
-  std::weak_ptr<TapeState> tape;
-  std::uint64_t stamp = 0;
-  std::size_t node = 0;
-  std::string_view op;  // the producing op's name ("" for a leaf)
+  const OpDescriptor* op;  // the op that produced this tensor; null for a leaf
+  union {
+    struct {
+      TensorImpl* grad;         // a counted handle on the accumulated gradient, or null
+      std::uint64_t pinned_by;  // stamp of the last tape that took a handle on this leaf
+    } leaf;
+    struct {
+      TapeHead* tape;       // the recording tape (TapeState objects are never freed)
+      std::uint64_t stamp;  // its stamp when this result was recorded
+    } result;
+  };
+
+  bool is_leaf() const { return op == nullptr; }
+  bool requires_grad() const { return (flags & requires_grad_flag) != 0; }
+  std::size_t numel() const { return shape.numel(); }
+  double* data() {
+    std::byte* at = reinterpret_cast<std::byte*>(this) + values_at;
+    if (flags & inline_values_flag) return reinterpret_cast<double*>(at);
+    return std::launder(reinterpret_cast<HeapValues*>(at))->data;
+  }
+  const double* data() const { return const_cast<TensorImpl*>(this)->data(); }
+  // The buffer of a tensor whose values are not inline (null otherwise).
+  HeapValues* heap_values() {
+    if (flags & inline_values_flag) return nullptr;
+    return std::launder(
+        reinterpret_cast<HeapValues*>(reinterpret_cast<std::byte*>(this) + values_at));
+  }
+  // Puts `values` (numel() of them) into the block at values_at (inline_values_flag set as
+  // wanted): copied when inline, else their heap buffer is taken over.
+  void store_values(Values&& values) noexcept {
+    std::byte* at = reinterpret_cast<std::byte*>(this) + values_at;
+    if (flags & inline_values_flag) {
+      copy_small(values.data(), values.size(), reinterpret_cast<double*>(at));
+    } else {
+      auto* heap = ::new (at) HeapValues;
+      heap->data = values.release_heap(heap->capacity);
+    }
+  }
+  // Is this result still valid on its tape (recorded and not cleared since)?
+  bool on_live_tape() const {
+    return std::atomic_ref<std::uint64_t>(result.tape->stamp).load(std::memory_order_relaxed) ==
+           result.stamp;
+  }
 };
+
+// Per-thread free lists of tensor blocks, one per 16-byte size class up to 1 KiB, read inline on
+// every op (a constinit thread_local is one %fs-relative load). The policy (how much a thread
+// keeps, what happens at thread exit) is in block.cpp, which the slow paths call.
+struct BlockLists {
+  static constexpr std::size_t granule = 16;
+  static constexpr std::size_t max_pooled_bytes = 1024;
+  static constexpr std::size_t max_cached_bytes = std::size_t{256} << 20;
+  void* heads[max_pooled_bytes / granule];
+  std::size_t cached_bytes;
+  bool open;    // the lists take blocks back: from the first give until the thread exits
+  bool closed;  // the thread is exiting: blocks go back to the heap
+};
+inline thread_local constinit BlockLists block_lists{};
+void* take_block_slow(std::size_t bytes);
+void give_block_slow(void* block, std::size_t bytes) noexcept;
+
+inline void* take_block(std::size_t bytes) {
+  if constexpr (recycle_blocks) {
+    if (bytes <= BlockLists::max_pooled_bytes) {
+      void*& head = block_lists.heads[bytes / BlockLists::granule - 1];
+      if (void* block = head; block != nullptr) [[likely]] {
+        head = *static_cast<void**>(block);
+        block_lists.cached_bytes -= bytes;
+        return block;
+      }
+    }
+  }
+  return take_block_slow(bytes);
+}
+inline void give_block(void* block, std::size_t bytes) noexcept {
+  if constexpr (recycle_blocks) {
+    BlockLists& lists = block_lists;
+    if (bytes <= BlockLists::max_pooled_bytes && lists.open &&
+        lists.cached_bytes + bytes <= BlockLists::max_cached_bytes) [[likely]] {
+      void*& head = lists.heads[bytes / BlockLists::granule - 1];
+      *static_cast<void**>(block) = head;
+      head = block;
+      lists.cached_bytes += bytes;
+      return;
+    }
+  }
+  give_block_slow(block, bytes);
+}
+
+// A block of at least `bytes` with a default-initialised TensorImpl at its start (an empty
+// shape; every other field unset but block_bytes). Throws std::bad_alloc.
+inline TensorImpl* new_impl(std::size_t bytes) {
+  bytes = (bytes + BlockLists::granule - 1) / BlockLists::granule * BlockLists::granule;
+  auto* impl = ::new (take_block(bytes)) TensorImpl;
+  impl->block_bytes = static_cast<std::uint32_t>(bytes);
+  return impl;
+}
+// Destroys the TensorImpl (its shape; what follows it is the caller's) and gives the block back.
+inline void delete_impl(TensorImpl* impl) noexcept {
+  const std::size_t bytes = impl->block_bytes;
+  impl->~TensorImpl();
+  give_block(impl, bytes);
+}
+
+// A leaf's values and `values` (as many elements) trade places: no copy when the leaf's values
+// are on the heap, an element-wise swap when they are inline. What Optimizer::step does.
+void swap_values(Tensor& leaf, Values& values) noexcept;
+
+// Frees a block whose last handle (and any tape's hold) is gone: its gradient handle, values,
+// shape and memory. The common case (an inline tensor without gradient) is inline.
+void destroy_slow(TensorImpl* impl) noexcept;
+inline void destroy(TensorImpl* impl) noexcept {
+  if ((impl->flags & TensorImpl::inline_values_flag) &&
+      (!impl->is_leaf() || impl->leaf.grad == nullptr)) [[likely]] {
+    delete_impl(impl);
+  } else {
+    destroy_slow(impl);
+  }
+}
+
+// Handles are counted in steps of 2 (bit 0 is the tape's hold). As Shape's count (shape.hpp): a
+// copy is one atomic add; the last handle frees with no atomic operation.
+inline void retain(TensorImpl* impl) noexcept {
+  std::atomic_ref<std::uint32_t>(impl->count).fetch_add(2, std::memory_order_relaxed);
+}
+inline void release(TensorImpl* impl) noexcept {
+  std::atomic_ref<std::uint32_t> count(impl->count);
+  const std::uint32_t now = count.load(std::memory_order_acquire);
+  if (now == 2) return destroy(impl);  // the only handle, and no tape holds it
+  // The only handle, held by a tape of this thread: nobody else can touch the count (another
+  // handle would show in it, and the tape releases its hold on this thread), so no atomic add.
+  if (now == 3 && impl->result.tape->thread == this_thread_token()) {
+    count.store(1, std::memory_order_relaxed);
+    return;
+  }
+  if (count.fetch_sub(2, std::memory_order_acq_rel) == 2) destroy(impl);
+}
+
+[[noreturn]] void throw_fill_error(std::size_t count, const Shape& shape);
+// A ShapeError unless `count` values fill `shape`.
+inline void check_fill(std::size_t count, const Shape& shape) {
+  if (count != shape.numel()) [[unlikely]]
+    throw_fill_error(count, shape);
+}
 }  // namespace detail
 
 // Receives traced backward's lines, one call per line (see BackwardOptions::trace).
@@ -130,8 +260,23 @@ struct BackwardOptions {
 
 class Tensor {
  public:
-  Tensor() = default;  // an undefined tensor: defined() is false; like PyTorch's None grad
-  explicit Tensor(std::shared_ptr<detail::TensorImpl> impl) : impl_(std::move(impl)) {}
+  Tensor() noexcept = default;  // an undefined tensor: defined() is false; like PyTorch's None grad
+  Tensor(const Tensor& other) noexcept : impl_(other.impl_) {
+    if (impl_ != nullptr) detail::retain(impl_);
+  }
+  Tensor(Tensor&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
+  Tensor& operator=(const Tensor& other) noexcept {
+    Tensor(other).swap(*this);
+    return *this;
+  }
+  Tensor& operator=(Tensor&& other) noexcept {
+    Tensor(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~Tensor() {
+    if (impl_ != nullptr) detail::release(impl_);
+  }
+  void swap(Tensor& other) noexcept { std::swap(impl_, other.impl_); }
 
   // A leaf holding `values` with `shape`; throws ShapeError if the counts differ.
   static Tensor from_values(Values values, Shape shape);
@@ -145,8 +290,11 @@ class Tensor {
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const { return impl().shape; }
   std::size_t rank() const { return impl().shape.rank(); }
-  std::size_t numel() const { return impl().values.size(); }
-  std::span<const double> values() const { return impl().values; }
+  std::size_t numel() const { return impl().shape.numel(); }
+  std::span<const double> values() const {
+    const detail::TensorImpl& i = impl();
+    return {i.data(), i.shape.numel()};
+  }
   // Writable values of a leaf (optimizers, data loaders). A recorded result's values are saved
   // for backward, so writing them is an AutogradError.
   std::span<double> mutable_values();
@@ -156,20 +304,21 @@ class Tensor {
   // The element at a multi-index, e.g. t.at({1, 2}); ValueError when out of range.
   double at(std::initializer_list<std::int64_t> index) const;
 
-  bool requires_grad() const { return impl().requires_grad; }
+  bool requires_grad() const { return impl().requires_grad(); }
   // Leaves only: mark (or unmark) this tensor as a parameter whose gradient backward() fills.
   Tensor& requires_grad_(bool enabled = true);
   // True for factory-made and detached tensors, false for results recorded on a tape.
-  bool is_leaf() const { return impl().op.empty(); }
+  bool is_leaf() const { return impl().is_leaf(); }
   // The op that produced this tensor, "" for a leaf.
-  std::string_view op() const { return impl().op; }
+  std::string_view op() const;
 
   // Leaves only: the gradient accumulated so far (undefined until a backward reaches the leaf).
   // Asking a recorded result for its gradient is an AutogradError: use tapegrad::grad(y, x).
   Tensor grad() const;
+  // Leaves only (a recorded result has no grad() to set: an AutogradError).
   void set_grad(const Tensor& grad);
   // Forgets the accumulated gradient (the next backward starts from nothing, as PyTorch's
-  // zero_grad(set_to_none=True)).
+  // zero_grad(set_to_none=True)). Does nothing to a recorded result, which has none.
   void zero_grad();
 
   // Reverse sweep from this tensor. A scalar needs no seed; a non-scalar needs `seed`, the
@@ -190,12 +339,43 @@ class Tensor {
       throw_undefined();
     return *impl_;
   }
-  const std::shared_ptr<detail::TensorImpl>& impl_ptr() const { return impl_; }
+  // The block behind this handle (null when undefined): for identity maps and the engine.
+  detail::TensorImpl* impl_ptr() const { return impl_; }
+  // A handle that takes over one counted reference to `impl` (the engine's blocks).
+  static Tensor adopt(detail::TensorImpl* impl) noexcept {
+    Tensor t;
+    t.impl_ = impl;
+    return t;
+  }
 
  private:
   [[noreturn]] static void throw_undefined();
-  std::shared_ptr<detail::TensorImpl> impl_;
+  detail::TensorImpl* impl_ = nullptr;
 };
+static_assert(sizeof(Tensor) == sizeof(void*), "a Tensor is one pointer: tapes store them raw");
+
+namespace detail {
+// A leaf holding `values` with `shape` (what Tensor::from_values and every op that records no
+// node make): one block with the values inline, or taking over their buffer. The caller has
+// checked that the values fill the shape.
+inline Tensor make_leaf(Values&& values, Shape&& shape) {
+  const bool inline_values = values.size() <= TensorImpl::inline_values;
+  constexpr std::size_t values_at = sizeof(TensorImpl);
+  TensorImpl* impl =
+      new_impl(values_at + (inline_values ? values.size() * sizeof(double) : sizeof(HeapValues)));
+  impl->count = 2;
+  impl->node = 0;
+  impl->values_at = values_at;
+  impl->n_inputs = 0;
+  impl->flags = inline_values ? TensorImpl::inline_values_flag : 0;
+  impl->shape = std::move(shape);
+  impl->op = nullptr;
+  impl->leaf.grad = nullptr;
+  impl->leaf.pinned_by = 0;
+  impl->store_values(std::move(values));
+  return Tensor::adopt(impl);
+}
+}  // namespace detail
 
 // A buffer for the values of a tensor of `shape`, every element `fill`: what the factories and the
 // op kernels allocate their results with (a custom op's kernel should too). Running out of memory

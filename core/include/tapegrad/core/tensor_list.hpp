@@ -2,8 +2,10 @@
 // TensorList: a few tensors stored inline. An op's inputs and a rule's gradients are one to three
 // tensors; keeping them in the node instead of in a heap vector saves an allocation per op in
 // the forward pass and per rule in the backward sweep. Longer lists spill to a vector.
-#include <array>
 #include <concepts>
+#include <cstddef>
+#include <memory>
+#include <new>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -17,7 +19,7 @@ class TensorList {
  public:
   static constexpr std::size_t inline_capacity = 3;
 
-  TensorList() = default;
+  TensorList() noexcept = default;
   // TensorList{a, b}: each tensor copied (or moved, when a temporary) straight into its slot. A
   // constructor rather than std::initializer_list, whose elements are const and would be copied
   // twice: each copy of a handle is an atomic increment and a later decrement, and the record
@@ -26,46 +28,84 @@ class TensorList {
   requires(sizeof...(Tensors) > 0 && (std::same_as<std::remove_cvref_t<Tensors>, Tensor> && ...))
       TensorList(
           Tensors&&... tensors)  // NOLINT: implicit, so record(..., {x, y}, ...) reads plainly
-      : size_(sizeof...(Tensors)) {
-    if constexpr (sizeof...(Tensors) <= inline_capacity) {
-      std::size_t i = 0;
-      ((inline_[i++] = std::forward<Tensors>(tensors)), ...);
-    } else {
-      spilled_.reserve(sizeof...(Tensors));
-      (spilled_.push_back(std::forward<Tensors>(tensors)), ...);
-    }
+  {
+    reserve(sizeof...(Tensors));
+    (::new (data_ + size_++) Tensor(std::forward<Tensors>(tensors)), ...);
   }
   // Implicit, so a rule may still return a std::vector<Tensor>.
   TensorList(const std::vector<Tensor>& tensors)  // NOLINT
   {
-    assign(tensors.data(), tensors.size());
+    reserve(tensors.size());
+    for (const Tensor& t : tensors) ::new (data_ + size_++) Tensor(t);
   }
+  TensorList(const TensorList& other) {
+    reserve(other.size_);
+    for (const Tensor& t : other) ::new (data_ + size_++) Tensor(t);
+  }
+  TensorList(TensorList&& other) noexcept { take(other); }
+  TensorList& operator=(const TensorList& other) {
+    if (this != &other) {
+      TensorList copy(other);
+      reset();
+      take(copy);
+    }
+    return *this;
+  }
+  TensorList& operator=(TensorList&& other) noexcept {
+    if (this != &other) {
+      reset();
+      take(other);
+    }
+    return *this;
+  }
+  ~TensorList() { reset(); }
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  Tensor& operator[](std::size_t i) { return data()[i]; }
-  const Tensor& operator[](std::size_t i) const { return data()[i]; }
-  Tensor* begin() { return data(); }
-  Tensor* end() { return data() + size_; }
-  const Tensor* begin() const { return data(); }
-  const Tensor* end() const { return data() + size_; }
-  operator std::span<const Tensor>() const { return {data(), size_}; }  // NOLINT
+  Tensor& operator[](std::size_t i) { return data_[i]; }
+  const Tensor& operator[](std::size_t i) const { return data_[i]; }
+  Tensor* begin() { return data_; }
+  Tensor* end() { return data_ + size_; }
+  const Tensor* begin() const { return data_; }
+  const Tensor* end() const { return data_ + size_; }
+  operator std::span<const Tensor>() const { return {data_, size_}; }  // NOLINT
 
  private:
-  Tensor* data() { return size_ <= inline_capacity ? inline_.data() : spilled_.data(); }
-  const Tensor* data() const { return size_ <= inline_capacity ? inline_.data() : spilled_.data(); }
-  void assign(const Tensor* first, std::size_t count) {
-    size_ = count;
-    if (count <= inline_capacity) {
-      for (std::size_t i = 0; i < count; ++i) inline_[i] = first[i];
+  Tensor* inline_slots() { return std::launder(reinterpret_cast<Tensor*>(inline_)); }
+  // Room for `count` tensors, in the inline slots or on the heap (the list is empty).
+  void reserve(std::size_t count) {
+    if (count > inline_capacity)
+      data_ = std::allocator<Tensor>().allocate(count), capacity_ = count;
+  }
+  // Destroys the tensors and frees a heap array: the list is empty and inline again.
+  void reset() noexcept {
+    for (std::size_t i = 0; i < size_; ++i) data_[i].~Tensor();
+    if (capacity_ > inline_capacity) std::allocator<Tensor>().deallocate(data_, capacity_);
+    data_ = inline_slots();
+    size_ = 0;
+    capacity_ = inline_capacity;
+  }
+  // Moves `other`'s tensors here (this list is empty and inline); `other` is left empty.
+  void take(TensorList& other) noexcept {
+    if (other.capacity_ > inline_capacity) {
+      data_ = other.data_;
+      capacity_ = other.capacity_;
     } else {
-      spilled_.assign(first, first + count);
+      for (std::size_t i = 0; i < other.size_; ++i) {
+        ::new (data_ + i) Tensor(std::move(other.data_[i]));
+        other.data_[i].~Tensor();
+      }
     }
+    size_ = other.size_;
+    other.data_ = other.inline_slots();
+    other.size_ = 0;
+    other.capacity_ = inline_capacity;
   }
 
-  std::array<Tensor, inline_capacity> inline_;
-  std::vector<Tensor> spilled_;
+  alignas(Tensor) std::byte inline_[inline_capacity * sizeof(Tensor)];
+  Tensor* data_ = inline_slots();
   std::size_t size_ = 0;
+  std::size_t capacity_ = inline_capacity;
 };
 
 }  // namespace tapegrad
