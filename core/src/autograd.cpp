@@ -94,6 +94,18 @@ Tensor add_gradient(const Tensor& existing, Tensor incoming) {
   return existing.defined() ? detail::accumulate(existing, incoming) : std::move(incoming);
 }
 
+// Marks a gradient that holds its only handle as private to the sweep (see private_gradients in
+// sweep), and makes one shared again before it leaves the sweep.
+void make_private(const Tensor& g) {
+  detail::TensorImpl& impl = g.impl();
+  if (std::atomic_ref<std::uint32_t>(impl.count).load(std::memory_order_relaxed) == 2) {
+    impl.flags |= detail::TensorImpl::private_flag;
+  }
+}
+void make_shared(const Tensor& g) {
+  g.impl().flags &= ~detail::TensorImpl::private_flag;
+}
+
 // A node's rule applied to g (anomaly mode paused inside it, so a NaN is reported as the op's
 // backward, not as an op inside its rule).
 TensorList call_rule(const detail::OpDescriptor& op, detail::TensorImpl* impl, const Tensor& g,
@@ -244,6 +256,13 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   // anomaly checks) sits behind one test, so the common sweep stays a short loop.
   const bool extras = anomaly || request.trace || request.observe || !wanted_node.empty() ||
                       (tape != nullptr && tape->keep_gradients);
+  // Private gradients: a gradient a rule returns holding its only handle is the sweep's alone,
+  // so its copies (add's rule hands g to both inputs) and releases need no atomic operation
+  // (TensorImpl::private_flag). Only where no gradient can leave the sweep before it ends: not
+  // with create_graph (they are tape results), nor with the extras (a trace, an observer, kept
+  // gradients and wanted intermediates hand them out). Leaf gradients are made shared again
+  // below, before they are written or returned. Rules must not keep their arguments.
+  const bool private_gradients = !extras && !request.create_graph;
   // Only an observer needs the gradients sent (after the sum_to below); one buffer for the sweep.
   std::vector<Tensor> sent;
   // The sweep: newest node first. Every consumer of a node was recorded after it, so by the time
@@ -282,6 +301,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       const Tensor& input = inputs[k];
       Tensor& input_grad = input_grads[k];
       if (!input.defined() || !input.requires_grad() || !input_grad.defined()) continue;
+      if (private_gradients) make_private(input_grad);
       // The one place broadcast gradients are reduced back to their input's shape.
       if (input_grad.shape() != input.shape()) [[unlikely]] {
         input_grad = reduce_to_input(caller, op, k, input_grad, input);
@@ -309,6 +329,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   // stale gradient, no memory) leaves every grad() as it was: all or nothing.
   std::vector<std::pair<Tensor, Tensor>> writes;  // (leaf, its new grad())
   for (auto& [leaf, g] : leaf_grads) {
+    make_shared(g);
     if (auto it = wanted_leaf.find(leaf.impl_ptr()); it != wanted_leaf.end()) {
       for (std::size_t w : it->second) {
         wanted_grads[w] = g;

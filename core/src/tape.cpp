@@ -198,6 +198,7 @@ namespace {
 void drop_hold(TensorImpl* impl) noexcept {
   std::atomic_ref<std::uint32_t> count(impl->count);
   if (count.load(std::memory_order_acquire) == 1) return destroy(impl);
+  impl->n_inputs = 0;  // a result that outlives its node: its value stays, its inputs are gone
   if (count.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(impl);
 }
 }  // namespace
@@ -205,14 +206,13 @@ void drop_hold(TensorImpl* impl) noexcept {
 void TapeState::clear_nodes() noexcept {
   // Oldest first: the sweep that usually precedes a clear ends at the oldest nodes, so they are
   // the ones still in the cache. Holds, not handles, keep results alive, so the order is free.
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    TensorImpl* impl = results[i].impl_ptr();
-    const RuleVTable& rule = *impl->op->rule;
-    if (rule.destroy != nullptr) rule.destroy(node_rule_state(impl));
-    impl->flags &= ~TensorImpl::node_alive_flag;
-    impl->n_inputs = 0;
+  results.for_each([](TensorImpl* impl) {
+    if (impl->flags & TensorImpl::rule_destructor_flag) [[unlikely]] {
+      impl->op->rule->destroy(node_rule_state(impl));
+      impl->flags &= ~TensorImpl::rule_destructor_flag;
+    }
     drop_hold(impl);
-  }
+  });
   results.forget();
   pinned.clear();
   kept.clear();
@@ -328,7 +328,8 @@ Tensor record_node(TapeState& tape, const OpDescriptor* op, Shape&& shape, Value
   impl->count = 3;
   impl->node = static_cast<std::uint32_t>(tape.results.size());
   impl->values_at = static_cast<std::uint32_t>(values_at);
-  impl->flags = TensorImpl::requires_grad_flag | TensorImpl::node_alive_flag |
+  impl->flags = TensorImpl::requires_grad_flag |
+                (rule_table.destroy != nullptr ? TensorImpl::rule_destructor_flag : 0) |
                 (inline_values ? TensorImpl::inline_values_flag : 0);
   impl->shape = std::move(shape);
   impl->result.tape = &tape;

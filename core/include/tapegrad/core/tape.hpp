@@ -17,6 +17,7 @@
 //
 // Tapes nest: the innermost live one records. A tensor computed on a tape keeps its value after
 // the tape is cleared or destroyed, but differentiating through it is then an AutogradError.
+#include <algorithm>
 #include <atomic>
 #include <concepts>
 #include <cstddef>
@@ -141,7 +142,7 @@ inline Tensor* node_inputs(TensorImpl* impl) {
 }
 inline std::size_t rule_offset(std::size_t inputs, std::size_t align) {
   const std::size_t end = inputs_at + inputs * sizeof(Tensor);
-  return (end + align - 1) / align * align;
+  return (end + align - 1) & ~(align - 1);  // alignments are powers of two: no division
 }
 inline void* node_rule_state(TensorImpl* impl) {
   const RuleVTable& rule = *impl->op->rule;
@@ -170,6 +171,15 @@ class ResultList {
   void push(TensorImpl* impl) noexcept {
     ::new (&chunks_[size_ / chunk_size][size_ % chunk_size]) Tensor(Tensor::adopt(impl));
     ++size_;
+  }
+  // Calls f(result impl) for every entry, oldest first.
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t c = 0, left = size_; left > 0; ++c) {
+      const std::size_t n = std::min(left, chunk_size);
+      for (std::size_t j = 0; j < n; ++j) f(chunks_[c][j].impl_ptr());
+      left -= n;
+    }
   }
   // Forgets every entry (the caller has released the holds); keeps one chunk for the next step.
   void forget() noexcept;

@@ -66,8 +66,12 @@ struct HeapValues {
 
 struct TensorImpl {
   static constexpr std::uint32_t requires_grad_flag = 1;
-  static constexpr std::uint32_t inline_values_flag = 2;  // the doubles are in the block
-  static constexpr std::uint32_t node_alive_flag = 4;     // where/inputs/rule are valid
+  static constexpr std::uint32_t inline_values_flag = 2;    // the doubles are in the block
+  static constexpr std::uint32_t rule_destructor_flag = 4;  // the node's rule state needs one
+  // Every handle is the backward sweep's, on its thread: counted with plain loads and stores.
+  // Set by the sweep only on a gradient a rule returned with one handle, cleared before any
+  // gradient leaves the sweep (autograd.cpp, "private gradients").
+  static constexpr std::uint32_t private_flag = 8;
   // Tensors of at most this many elements keep their values in their block (a Values that large
   // is always on the heap, so its buffer can be taken over).
   static constexpr std::size_t inline_values = Values::small_capacity;
@@ -201,14 +205,24 @@ inline void destroy(TensorImpl* impl) noexcept {
 }
 
 // Handles are counted in steps of 2 (bit 0 is the tape's hold). As Shape's count (shape.hpp): a
-// copy is one atomic add; the last handle frees with no atomic operation.
+// copy is one atomic add; the last handle frees with no atomic operation; a private gradient's
+// count (private_flag) is a plain one.
 inline void retain(TensorImpl* impl) noexcept {
-  std::atomic_ref<std::uint32_t>(impl->count).fetch_add(2, std::memory_order_relaxed);
+  std::atomic_ref<std::uint32_t> count(impl->count);
+  if (impl->flags & TensorImpl::private_flag) {
+    count.store(count.load(std::memory_order_relaxed) + 2, std::memory_order_relaxed);
+  } else {
+    count.fetch_add(2, std::memory_order_relaxed);
+  }
 }
 inline void release(TensorImpl* impl) noexcept {
   std::atomic_ref<std::uint32_t> count(impl->count);
   const std::uint32_t now = count.load(std::memory_order_acquire);
   if (now == 2) return destroy(impl);  // the only handle, and no tape holds it
+  if (impl->flags & TensorImpl::private_flag) {
+    count.store(now - 2, std::memory_order_relaxed);
+    return;
+  }
   // The only handle, held by a tape of this thread: nobody else can touch the count (another
   // handle would show in it, and the tape releases its hold on this thread), so no atomic add.
   if (now == 3 && impl->result.tape->thread == this_thread_token()) {
