@@ -110,12 +110,12 @@ void make_shared(const Tensor& g) {
 // backward, not as an op inside its rule).
 TensorList call_rule(const detail::OpDescriptor& op, detail::TensorImpl* impl, const Tensor& g,
                      const Tensor& result, std::span<const Tensor> inputs, bool anomaly) {
-  void* state = op.rule->size == 0 ? nullptr : detail::node_rule_state(impl);
+  void* state = op.rule.size == 0 ? nullptr : detail::node_rule_state(impl);
   if (anomaly) [[unlikely]] {
     const AnomalyGuard pause(false);
-    return op.rule->invoke(state, g, result, inputs);
+    return op.rule.invoke(state, g, result, inputs);
   }
-  return op.rule->invoke(state, g, result, inputs);
+  return op.rule.invoke(state, g, result, inputs);
 }
 
 // A rule's gradient for input k, in the result's shape, summed to the input's shape.

@@ -166,6 +166,11 @@ ResultList::~ResultList() {
 }
 
 void ResultList::add_chunk(std::size_t sweeps) {
+  if (size_ >= std::numeric_limits<std::uint32_t>::max() - chunk_size) {
+    throw AutogradError(fmt::format(
+        "Tape: {} nodes; a tape holds fewer than 2^32 (clear it, or make one Tape per step)",
+        size_));
+  }
   // Room first, so that push_back cannot throw and leak the chunk.
   if (chunks_.size() == chunks_.capacity())
     chunks_.reserve(std::max<std::size_t>(4, 2 * chunks_.size()));
@@ -208,7 +213,7 @@ void TapeState::clear_nodes() noexcept {
   // the ones still in the cache. Holds, not handles, keep results alive, so the order is free.
   results.for_each([](TensorImpl* impl) {
     if (impl->flags & TensorImpl::rule_destructor_flag) [[unlikely]] {
-      impl->op->rule->destroy(node_rule_state(impl));
+      impl->op->rule.destroy(node_rule_state(impl));
       impl->flags &= ~TensorImpl::rule_destructor_flag;
     }
     drop_hold(impl);
@@ -228,7 +233,7 @@ Node node_view(const TapeState& tape, std::size_t index) {
               .where = node_where(impl),
               .inputs = {node_inputs(impl), impl->n_inputs},
               .result = result,
-              .rule = {op.rule, op.rule->size == 0 ? nullptr : node_rule_state(impl)},
+              .rule = {&op.rule, op.rule.size == 0 ? nullptr : node_rule_state(impl)},
               .grad = index < tape.kept.size() ? tape.kept[index] : Tensor()};
 }
 
@@ -258,9 +263,14 @@ const OpDescriptor* intern_op(const OpInfo& op, const RuleVTable* rule) {
   const std::lock_guard lock(op_mutex);
   if (auto it = ops.find(key); it != ops.end()) return it->second;
   // Never freed: every tensor an op made names it, on any thread, for the program's life.
-  auto* descriptor = new OpDescriptor{
-      std::string(op.name), std::string(op.rule_text), rule, key.name, key.name_size, key.text,
-      key.text_size};
+  auto* descriptor = new OpDescriptor{.rule = *rule,
+                                      .name = std::string(op.name),
+                                      .rule_text = std::string(op.rule_text),
+                                      .name_key = key.name,
+                                      .name_size = key.name_size,
+                                      .rule_key = key.text,
+                                      .rule_size = key.text_size,
+                                      .rule_type = rule};
   ops.emplace(key, descriptor);
   return descriptor;
 }
@@ -293,28 +303,42 @@ Tensor record_node(TapeState& tape, const OpDescriptor* op, Shape&& shape, Value
                    const OpInputs& inputs, std::source_location where, RuleConstructor construct,
                    void* rule) {
   const std::size_t n = inputs.size();
-  if (tape.results.size() >= std::numeric_limits<std::uint32_t>::max() ||
-      n >= std::numeric_limits<std::uint32_t>::max()) [[unlikely]] {
-    throw AutogradError(
-        fmt::format("{}: a tape holds at most 2^32 - 1 nodes of at most 2^32 - 1 "
-                    "inputs each; clear it (one Tape per step)",
-                    op->name));
+  if (n >= std::numeric_limits<std::uint32_t>::max()) [[unlikely]] {
+    throw AutogradError(fmt::format("{}: {} inputs; a node takes at most 2^32 - 2", op->name, n));
   }
-  // Everything that can fail comes first: room for the result and for the leaves to pin, the
+  // Everything that can fail comes first, so that a failure records nothing: room for the
+  // result (reserve_one also refuses a tape's 2^32 - 1st node), the leaves this node reads (one
+  // counted handle per leaf and tape: pinned_by marks the last tape that took one, and a stale
+  // mark only costs a second handle; a leaf pinned for a node that then fails is harmless), the
   // block, the rule's state.
   tape.results.reserve_one(tape.sweeps);
-  if (tape.pinned.capacity() - tape.pinned.size() < n) [[unlikely]] {
-    tape.pinned.reserve(std::max(2 * tape.pinned.capacity(), tape.pinned.size() + n));
-  }
-  const RuleVTable& rule_table = *op->rule;
-  const std::size_t rule_at = rule_offset(n, rule_table.align);
-  const std::size_t values_at = (rule_at + rule_table.size + 7) / 8 * 8;
-  const std::size_t numel = values.size();
-  const bool inline_values = numel <= TensorImpl::inline_values;
-  TensorImpl* impl =
-      new_impl(values_at + (inline_values ? numel * sizeof(double) : sizeof(HeapValues)));
-  impl->op = op;
-  impl->n_inputs = static_cast<std::uint32_t>(n);
+  const std::uint64_t stamp = tape.current_stamp();
+  inputs.for_each([&](std::size_t, const Tensor& input) {
+    TensorImpl* leaf = input.impl_ptr();
+    if (leaf == nullptr || !leaf->is_leaf()) return;
+    std::atomic_ref<std::uint64_t> mark(leaf->leaf.pinned_by);
+    if (mark.load(std::memory_order_relaxed) == stamp) return;
+    tape.pinned.push_back(input);
+    mark.store(stamp, std::memory_order_relaxed);
+  });
+  const RuleVTable& rule_table = op->rule;
+  const std::size_t values_at = (rule_offset(n, rule_table.align) + rule_table.size + 7) & ~7;
+  const bool inline_values = values.size() <= TensorImpl::inline_values;
+  const std::size_t bytes =
+      block_size(values_at + (inline_values ? values.size() * sizeof(double) : sizeof(HeapValues)));
+  // One handle (the one returned) and the tape's hold.
+  auto* impl = ::new (take_block(bytes))
+      TensorImpl{.count = 3,
+                 .node = static_cast<std::uint32_t>(tape.results.size()),
+                 .block_bytes = static_cast<std::uint32_t>(bytes),
+                 .values_at = static_cast<std::uint32_t>(values_at),
+                 .n_inputs = static_cast<std::uint32_t>(n),
+                 .flags = TensorImpl::requires_grad_flag |
+                          (rule_table.destroy != nullptr ? TensorImpl::rule_destructor_flag : 0) |
+                          (inline_values ? TensorImpl::inline_values_flag : 0),
+                 .shape = std::move(shape),
+                 .op = op,
+                 .result = {.tape = &tape, .stamp = stamp}};
   if (construct != nullptr) {
     try {
       construct(node_rule_state(impl), rule);
@@ -323,29 +347,11 @@ Tensor record_node(TapeState& tape, const OpDescriptor* op, Shape&& shape, Value
       throw;
     }
   }
-  // From here nothing can fail. One handle (the one returned) and the tape's hold.
-  const std::uint64_t stamp = tape.current_stamp();
-  impl->count = 3;
-  impl->node = static_cast<std::uint32_t>(tape.results.size());
-  impl->values_at = static_cast<std::uint32_t>(values_at);
-  impl->flags = TensorImpl::requires_grad_flag |
-                (rule_table.destroy != nullptr ? TensorImpl::rule_destructor_flag : 0) |
-                (inline_values ? TensorImpl::inline_values_flag : 0);
-  impl->shape = std::move(shape);
-  impl->result.tape = &tape;
-  impl->result.stamp = stamp;
+  // From here nothing can fail.
   ::new (&node_where(impl)) std::source_location(where);
   Tensor* slots = node_inputs(impl);
-  inputs.for_each([&](std::size_t i, const Tensor& input) {
-    TensorImpl* input_impl = input.impl_ptr();
-    ::new (&slots[i]) Tensor(Tensor::adopt(input_impl));  // uncounted: see node_inputs
-    // The leaves this node reads stay alive with the tape: one counted handle per leaf and tape
-    // (pinned_by marks the last tape that took one; a stale mark only costs a second handle).
-    if (input_impl == nullptr || !input_impl->is_leaf()) return;
-    std::atomic_ref<std::uint64_t> mark(input_impl->leaf.pinned_by);
-    if (mark.load(std::memory_order_relaxed) == stamp) return;
-    tape.pinned.push_back(input);  // capacity reserved above
-    mark.store(stamp, std::memory_order_relaxed);
+  inputs.for_each([slots](std::size_t i, const Tensor& input) {
+    ::new (&slots[i]) Tensor(Tensor::adopt(input.impl_ptr()));  // uncounted: see node_inputs
   });
   impl->store_values(std::move(values));
   tape.results.push(impl);

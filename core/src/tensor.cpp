@@ -41,6 +41,12 @@ void throw_fill_error(std::size_t count, const Shape& shape) {
                                shape, shape.numel()));
 }
 
+void release_shared(TensorImpl* impl) noexcept {
+  if (std::atomic_ref<std::uint32_t>(impl->count).fetch_sub(2, std::memory_order_acq_rel) == 2) {
+    destroy(impl);
+  }
+}
+
 void destroy_slow(TensorImpl* impl) noexcept {
   if (impl->is_leaf() && impl->leaf.grad != nullptr) release(impl->leaf.grad);
   if (HeapValues* heap = impl->heap_values()) {

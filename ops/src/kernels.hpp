@@ -15,10 +15,20 @@ namespace tapegrad::kernels {
 // Calls f(i) for every i in [0, n), the range split across threads when n >= 2 grain
 // (parallel.hpp). f must only write what element i owns.
 template <class F>
-void for_each_element(std::size_t n, std::size_t grain, F f) {
+[[gnu::noinline]] void for_each_element_split(std::size_t n, std::size_t grain, F f) {
   parallel_for(n, grain, [&f](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) f(i);
   });
+}
+template <class F>
+void for_each_element(std::size_t n, std::size_t grain, F f) {
+  // Small ranges (every scalar op) loop here; the closures the pool needs are built in a
+  // function of their own, so the compiler does not build them before this test.
+  if (n / 2 < grain) [[likely]] {
+    for (std::size_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  for_each_element_split(n, grain, f);
 }
 
 // y[i] = f(x[i]). `grain`: parallel_grain_costly for maps that call into libm.

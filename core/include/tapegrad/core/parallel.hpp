@@ -34,7 +34,7 @@ template <class Body>
 void parallel_for(std::size_t n, std::size_t min_per_thread, Body&& body) {
   // Fewer than two ranges' worth: inline here, without a call into the pool (a scalar op's
   // kernel must not pay for the threads it does not use).
-  if (n / (min_per_thread > 0 ? min_per_thread : 1) < 2) {
+  if (n / 2 < (min_per_thread > 0 ? min_per_thread : 1)) {  // n < 2 m, with no division
     if (n > 0) body(std::size_t{0}, n);
     return;
   }

@@ -95,14 +95,15 @@ inline constexpr RuleVTable rule_vtable{
 // An op as the tape names it: one per (name, rule text, rule type), made on first use and never
 // freed, so a node holds one pointer for all three and a tensor's op() outlives every tape.
 struct OpDescriptor {
+  RuleVTable rule;  // a copy, first: the sweep reads it for every node, one load from the block
   std::string name;
   std::string rule_text;
-  const RuleVTable* rule;
   // The OpInfo it was made from, compared by address (ops pass string literals).
   const char* name_key;
   std::size_t name_size;
   const char* rule_key;
   std::size_t rule_size;
+  const RuleVTable* rule_type;  // &rule_vtable<Fn>: the identity of the rule's type
   bool made_from(const OpInfo& op) const {
     return op.name.data() == name_key && op.name.size() == name_size &&
            op.rule_text.data() == rule_key && op.rule_text.size() == rule_size;
@@ -145,8 +146,7 @@ inline std::size_t rule_offset(std::size_t inputs, std::size_t align) {
   return (end + align - 1) & ~(align - 1);  // alignments are powers of two: no division
 }
 inline void* node_rule_state(TensorImpl* impl) {
-  const RuleVTable& rule = *impl->op->rule;
-  return reinterpret_cast<std::byte*>(impl) + rule_offset(impl->n_inputs, rule.align);
+  return reinterpret_cast<std::byte*>(impl) + rule_offset(impl->n_inputs, impl->op->rule.align);
 }
 
 // The tape's holds on its results, in node order: uncounted handles (bit 0 of each block's count
@@ -458,6 +458,11 @@ Tensor record(const OpInfo& op, Shape shape, Values&& values, OpInputs inputs, R
     detail::check_fill(values.size(), shape);
     if (detail::anomaly_enabled) [[unlikely]]
       detail::check_forward_anomaly(op, inputs, values, shape, where);
+    // No tape or no grad mode (evaluation, every rule in a backward sweep): a plain result,
+    // decided before looking at the inputs.
+    if (!detail::grad_enabled || detail::recording_state == nullptr) {
+      return detail::make_leaf(std::move(values), std::move(shape));
+    }
     detail::TapeState* tape = detail::recording_tape(op.name, inputs);
     if (tape == nullptr) return detail::make_leaf(std::move(values), std::move(shape));
     const detail::OpDescriptor* descriptor = detail::describe<Fn>(op);

@@ -173,10 +173,15 @@ inline void give_block(void* block, std::size_t bytes) noexcept {
   give_block_slow(block, bytes);
 }
 
+// A block of at least `bytes` (rounded up to its size class), uninitialised. Throws
+// std::bad_alloc.
+inline std::size_t block_size(std::size_t bytes) {
+  return (bytes + BlockLists::granule - 1) & ~(BlockLists::granule - 1);
+}
 // A block of at least `bytes` with a default-initialised TensorImpl at its start (an empty
 // shape; every other field unset but block_bytes). Throws std::bad_alloc.
 inline TensorImpl* new_impl(std::size_t bytes) {
-  bytes = (bytes + BlockLists::granule - 1) / BlockLists::granule * BlockLists::granule;
+  bytes = block_size(bytes);
   auto* impl = ::new (take_block(bytes)) TensorImpl;
   impl->block_bytes = static_cast<std::uint32_t>(bytes);
   return impl;
@@ -215,6 +220,7 @@ inline void retain(TensorImpl* impl) noexcept {
     count.fetch_add(2, std::memory_order_relaxed);
   }
 }
+void release_shared(TensorImpl* impl) noexcept;  // the atomic cases (tensor.cpp)
 inline void release(TensorImpl* impl) noexcept {
   std::atomic_ref<std::uint32_t> count(impl->count);
   const std::uint32_t now = count.load(std::memory_order_acquire);
@@ -229,7 +235,7 @@ inline void release(TensorImpl* impl) noexcept {
     count.store(1, std::memory_order_relaxed);
     return;
   }
-  if (count.fetch_sub(2, std::memory_order_acq_rel) == 2) destroy(impl);
+  release_shared(impl);
 }
 
 [[noreturn]] void throw_fill_error(std::size_t count, const Shape& shape);
@@ -375,17 +381,19 @@ namespace detail {
 inline Tensor make_leaf(Values&& values, Shape&& shape) {
   const bool inline_values = values.size() <= TensorImpl::inline_values;
   constexpr std::size_t values_at = sizeof(TensorImpl);
-  TensorImpl* impl =
-      new_impl(values_at + (inline_values ? values.size() * sizeof(double) : sizeof(HeapValues)));
-  impl->count = 2;
-  impl->node = 0;
-  impl->values_at = values_at;
-  impl->n_inputs = 0;
-  impl->flags = inline_values ? TensorImpl::inline_values_flag : 0;
-  impl->shape = std::move(shape);
-  impl->op = nullptr;
-  impl->leaf.grad = nullptr;
-  impl->leaf.pinned_by = 0;
+  const std::size_t bytes =
+      block_size(values_at + (inline_values ? values.size() * sizeof(double) : sizeof(HeapValues)));
+  // Built in one go (no default construction first, no temporaries).
+  auto* impl = ::new (take_block(bytes))
+      TensorImpl{.count = 2,
+                 .node = 0,
+                 .block_bytes = static_cast<std::uint32_t>(bytes),
+                 .values_at = values_at,
+                 .n_inputs = 0,
+                 .flags = inline_values ? TensorImpl::inline_values_flag : 0,
+                 .shape = std::move(shape),
+                 .op = nullptr,
+                 .leaf = {.grad = nullptr, .pinned_by = 0}};
   impl->store_values(std::move(values));
   return Tensor::adopt(impl);
 }

@@ -58,7 +58,10 @@ class TensorList {
     }
     return *this;
   }
-  ~TensorList() { reset(); }
+  ~TensorList() {
+    for (std::size_t i = 0; i < size_; ++i) data_[i].~Tensor();
+    if (capacity_ > inline_capacity) std::allocator<Tensor>().deallocate(data_, capacity_);
+  }
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
