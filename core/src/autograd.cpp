@@ -94,6 +94,32 @@ Tensor add_gradient(const Tensor& existing, Tensor incoming) {
   return existing.defined() ? detail::accumulate(existing, incoming) : std::move(incoming);
 }
 
+// A vector a sweep needs for its own length: the last one's buffer is kept per thread, so a
+// training loop's backward allocates none after the first (a nested sweep makes its own).
+template <class T>
+class ScratchVector {
+ public:
+  ScratchVector() : items_(std::move(spare())) {}
+  ScratchVector(const ScratchVector&) = delete;
+  ScratchVector& operator=(const ScratchVector&) = delete;
+  ~ScratchVector() {
+    items_.clear();
+    constexpr std::size_t keep_at_most = std::size_t{1} << 20;
+    if (items_.capacity() <= keep_at_most && items_.capacity() > spare().capacity()) {
+      spare() = std::move(items_);
+    }
+  }
+  std::vector<T>& operator*() { return items_; }
+  std::vector<T>* operator->() { return &items_; }
+
+ private:
+  static std::vector<T>& spare() {
+    static thread_local std::vector<T> kept;
+    return kept;
+  }
+  std::vector<T> items_;
+};
+
 // Marks a gradient that holds its only handle as private to the sweep (see private_gradients in
 // sweep), and makes one shared again before it leaves the sweep.
 void make_private(const Tensor& g) {
@@ -141,7 +167,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
 
   // Seed every output; find the tape they share.
   detail::TapeState* tape = nullptr;
-  std::vector<std::pair<Tensor, Tensor>> seeded;  // (output, seed)
+  TensorList seeds;  // seeds[k] for request.outputs[k]
   for (std::size_t k = 0; k < request.outputs.size(); ++k) {
     const Tensor& output = request.outputs[k];
     if (!output.requires_grad()) {
@@ -178,7 +204,7 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       }
       tape = output_tape;
     }
-    seeded.emplace_back(output, std::move(seed));
+    seeds.push_back(std::move(seed));
   }
 
   // Rules run without recording unless the caller wants to differentiate the result again; then
@@ -217,33 +243,50 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
   }
 
   // Gradients reaching leaves, in first-reached order so accumulation order is deterministic.
-  std::vector<std::pair<Tensor, Tensor>> leaf_grads;
-  std::unordered_map<const detail::TensorImpl*, std::size_t> leaf_slot;
+  // A leaf is found by a linear search while there are few of them (no map to build per sweep).
+  ScratchVector<std::pair<Tensor, Tensor>> leaf_grads;
+  std::unordered_map<const detail::TensorImpl*, std::size_t> leaf_slot;  // past few_leaves
+  constexpr std::size_t few_leaves = 16;
   auto reach_leaf = [&](const Tensor& leaf, Tensor g) {
     const detail::TensorImpl* key = leaf.impl_ptr();
     if (!request.accumulate_into_leaves && !wanted_leaf.contains(key)) return;
-    auto [it, inserted] = leaf_slot.try_emplace(key, leaf_grads.size());
-    if (inserted) {
-      leaf_grads.emplace_back(leaf, std::move(g));
+    std::size_t slot = leaf_grads->size();
+    if (slot <= few_leaves) {
+      for (std::size_t k = 0; k < leaf_grads->size(); ++k) {
+        if ((*leaf_grads)[k].first.impl_ptr() == key) slot = k;
+      }
     } else {
-      leaf_grads[it->second].second = add_gradient(leaf_grads[it->second].second, std::move(g));
+      if (leaf_slot.empty()) {
+        for (std::size_t k = 0; k < leaf_grads->size(); ++k) {
+          leaf_slot.emplace((*leaf_grads)[k].first.impl_ptr(), k);
+        }
+      }
+      slot = leaf_slot.try_emplace(key, slot).first->second;
+    }
+    if (slot == leaf_grads->size()) {
+      leaf_grads->emplace_back(leaf, std::move(g));
+    } else {
+      Tensor& total = (*leaf_grads)[slot].second;
+      total = add_gradient(total, std::move(g));
     }
   };
 
   // Pending gradient of each node's result, indexed by node.
-  std::vector<Tensor> node_grads;
+  ScratchVector<Tensor> pending;
+  std::vector<Tensor>& node_grads = *pending;
   std::size_t top = 0;
-  for (const auto& [output, seed] : seeded) {
+  for (const Tensor& output : request.outputs) {
     if (output.is_leaf()) continue;
     top = std::max<std::size_t>(top, std::size_t{output.impl().node} + 1);
   }
   node_grads.resize(top);
-  for (const auto& [output, seed] : seeded) {
+  for (std::size_t k = 0; k < request.outputs.size(); ++k) {
+    const Tensor& output = request.outputs[k];
     if (output.is_leaf()) {
-      reach_leaf(output, seed);
+      reach_leaf(output, seeds[k]);
     } else {
       Tensor& slot = node_grads[output.impl().node];
-      slot = add_gradient(slot, seed);
+      slot = add_gradient(slot, seeds[k]);
     }
   }
 
@@ -327,8 +370,8 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
 
   // Every leaf's new gradient is computed before any is written, so a backward that fails here (a
   // stale gradient, no memory) leaves every grad() as it was: all or nothing.
-  std::vector<std::pair<Tensor, Tensor>> writes;  // (leaf, its new grad())
-  for (auto& [leaf, g] : leaf_grads) {
+  // Each entry's gradient becomes the leaf's new grad() (or undefined: nothing to write).
+  for (auto& [leaf, g] : *leaf_grads) {
     make_shared(g);
     if (auto it = wanted_leaf.find(leaf.impl_ptr()); it != wanted_leaf.end()) {
       for (std::size_t w : it->second) {
@@ -336,19 +379,24 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
         wanted_reached[w] = true;
       }
     }
-    if (!request.accumulate_into_leaves || !leaf.requires_grad()) continue;
+    if (!request.accumulate_into_leaves || !leaf.requires_grad()) {
+      g = Tensor();
+      continue;
+    }
     const Tensor existing = leaf.grad();
     if (existing.defined()) {
       if (request.create_graph) check_existing_gradient(leaf, existing, caller);
-      writes.emplace_back(leaf, detail::accumulate(existing, g));  // a new tensor: its own
-    } else {
+      g = detail::accumulate(existing, g);  // a new tensor: its own
+    } else if (held_elsewhere(g)) {
       // A rule may hand one gradient tensor to several inputs (add gives g to both), the seed may
       // be the caller's, and keep_gradients keeps it in a node: a leaf's grad() must be its own,
       // so an in-place edit of one (an optimizer's) cannot change another.
-      writes.emplace_back(leaf, held_elsewhere(g) ? detail::copy(g) : g);
+      g = detail::copy(g);
     }
   }
-  for (auto& [leaf, total] : writes) leaf.set_grad(total);
+  for (auto& [leaf, total] : *leaf_grads) {
+    if (total.defined()) leaf.set_grad(total);
+  }
 
   for (std::size_t i = 0; i < request.wanted.size(); ++i) {
     if (wanted_reached[i]) continue;

@@ -144,18 +144,6 @@ Tensor maximum(const Tensor& a, const Tensor& b, std::source_location where) {
       where);
 }
 
-Tensor operator+(Operand a, const Tensor& b) {
-  return add(a.tensor, b, a.where);
-}
-Tensor operator-(Operand a, const Tensor& b) {
-  return sub(a.tensor, b, a.where);
-}
-Tensor operator*(Operand a, const Tensor& b) {
-  return mul(a.tensor, b, a.where);
-}
-Tensor operator/(Operand a, const Tensor& b) {
-  return div(a.tensor, b, a.where);
-}
 Tensor operator-(Operand x) {
   return neg(x.tensor, x.where);
 }

@@ -65,6 +65,10 @@ class TensorList {
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  void push_back(Tensor tensor) {
+    if (size_ == capacity_) grow();
+    ::new (data_ + size_++) Tensor(std::move(tensor));
+  }
   Tensor& operator[](std::size_t i) { return data_[i]; }
   const Tensor& operator[](std::size_t i) const { return data_[i]; }
   Tensor* begin() { return data_; }
@@ -79,6 +83,17 @@ class TensorList {
   void reserve(std::size_t count) {
     if (count > inline_capacity)
       data_ = std::allocator<Tensor>().allocate(count), capacity_ = count;
+  }
+  // Twice the room, on the heap.
+  void grow() {
+    Tensor* bigger = std::allocator<Tensor>().allocate(2 * capacity_);
+    for (std::size_t i = 0; i < size_; ++i) {
+      ::new (bigger + i) Tensor(std::move(data_[i]));
+      data_[i].~Tensor();
+    }
+    if (capacity_ > inline_capacity) std::allocator<Tensor>().deallocate(data_, capacity_);
+    data_ = bigger;
+    capacity_ *= 2;
   }
   // Destroys the tensors and frees a heap array: the list is empty and inline again.
   void reset() noexcept {

@@ -42,10 +42,19 @@ struct Operand {
       : tensor(t), where(at) {}
 };
 
-Tensor operator+(Operand a, const Tensor& b);
-Tensor operator-(Operand a, const Tensor& b);
-Tensor operator*(Operand a, const Tensor& b);
-Tensor operator/(Operand a, const Tensor& b);
+// The tensor-tensor operators are the ops themselves (inline: no call layer of their own).
+inline Tensor operator+(Operand a, const Tensor& b) {
+  return add(a.tensor, b, a.where);
+}
+inline Tensor operator-(Operand a, const Tensor& b) {
+  return sub(a.tensor, b, a.where);
+}
+inline Tensor operator*(Operand a, const Tensor& b) {
+  return mul(a.tensor, b, a.where);
+}
+inline Tensor operator/(Operand a, const Tensor& b) {
+  return div(a.tensor, b, a.where);
+}
 Tensor operator-(Operand x);
 Tensor operator+(Operand a, double b);
 Tensor operator-(Operand a, double b);
