@@ -175,6 +175,8 @@ void ResultList::add_chunk(std::size_t sweeps) {
   if (chunks_.size() == chunks_.capacity())
     chunks_.reserve(std::max<std::size_t>(4, 2 * chunks_.size()));
   chunks_.push_back(static_cast<Tensor*>(ChunkRecycler::take()));
+  cursor_ = chunks_.back();
+  end_ = cursor_ + chunk_size;
   // The growth warning costs the record path nothing: it is checked here, once a chunk.
   const std::size_t limit = growth_warning_nodes.load(std::memory_order_relaxed);
   if (limit == 0 || size_ < limit || sweeps < 2) return;
@@ -196,6 +198,8 @@ void ResultList::forget() noexcept {
     ChunkRecycler::give(chunks_.back());
     chunks_.pop_back();
   }
+  cursor_ = chunks_.empty() ? nullptr : chunks_.front();
+  end_ = chunks_.empty() ? nullptr : cursor_ + chunk_size;
 }
 
 namespace {
@@ -267,9 +271,7 @@ const OpDescriptor* intern_op(const OpInfo& op, const RuleVTable* rule) {
                                       .name = std::string(op.name),
                                       .rule_text = std::string(op.rule_text),
                                       .name_key = key.name,
-                                      .name_size = key.name_size,
                                       .rule_key = key.text,
-                                      .rule_size = key.text_size,
                                       .rule_type = rule};
   ops.emplace(key, descriptor);
   return descriptor;
@@ -313,12 +315,12 @@ Tensor record_node(TapeState& tape, const OpDescriptor* op, Shape&& shape, Value
   // block, the rule's state.
   tape.results.reserve_one(tape.sweeps);
   const std::uint64_t stamp = tape.current_stamp();
-  inputs.for_each([&](std::size_t, const Tensor& input) {
-    TensorImpl* leaf = input.impl_ptr();
+  inputs.for_each([&](std::size_t, TensorImpl* leaf) {
     if (leaf == nullptr || !leaf->is_leaf()) return;
     std::atomic_ref<std::uint64_t> mark(leaf->leaf.pinned_by);
     if (mark.load(std::memory_order_relaxed) == stamp) return;
-    tape.pinned.push_back(input);
+    retain(leaf);
+    tape.pinned.push_back(Tensor::adopt(leaf));
     mark.store(stamp, std::memory_order_relaxed);
   });
   const RuleVTable& rule_table = op->rule;
@@ -350,8 +352,8 @@ Tensor record_node(TapeState& tape, const OpDescriptor* op, Shape&& shape, Value
   // From here nothing can fail.
   ::new (&node_where(impl)) std::source_location(where);
   Tensor* slots = node_inputs(impl);
-  inputs.for_each([slots](std::size_t i, const Tensor& input) {
-    ::new (&slots[i]) Tensor(Tensor::adopt(input.impl_ptr()));  // uncounted: see node_inputs
+  inputs.for_each([slots](std::size_t i, TensorImpl* input) {
+    ::new (&slots[i]) Tensor(Tensor::adopt(input));  // uncounted: see node_inputs
   });
   impl->store_values(std::move(values));
   tape.results.push(impl);
@@ -363,9 +365,9 @@ void check_forward_anomaly(const OpInfo& op, const OpInputs& inputs, std::span<c
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (std::isfinite(values[i])) continue;
     std::vector<std::string> shapes;
-    for (std::size_t k = 0; k < inputs.size(); ++k) {
-      shapes.push_back(inputs[k].defined() ? fmt::format("{}", inputs[k].shape()) : "undefined");
-    }
+    inputs.for_each([&](std::size_t, const TensorImpl* input) {
+      shapes.push_back(input != nullptr ? fmt::format("{}", input->shape) : "undefined");
+    });
     throw AnomalyError(fmt::format(
         "{}: anomaly: the result holds {} at flat index {} (inputs {} -> result {}), called at "
         "{}:{}; look for log(0), x/0 or exp overflow on that line: clamp the input or use a "

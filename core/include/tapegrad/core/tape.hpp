@@ -49,8 +49,9 @@ using Rule = std::function<TensorList(const Tensor& grad, const Tensor& result,
                                       std::span<const Tensor> inputs)>;
 
 // What an op tells the tape about itself: its name and its rule in words, as a student would
-// write it ("dx = g * y * (1 - y)"), for traced backward and tape printing. Both are string
-// literals in practice; the tape keeps its own copy of each text.
+// write it ("dx = g * y * (1 - y)"), for traced backward and tape printing. Both must be string
+// literals (or live as long as the program, unchanged): the tape tells ops apart by the texts'
+// addresses, and keeps its own copy of each text.
 struct OpInfo {
   std::string_view name;
   std::string_view rule_text = {};
@@ -100,13 +101,11 @@ struct OpDescriptor {
   std::string rule_text;
   // The OpInfo it was made from, compared by address (ops pass string literals).
   const char* name_key;
-  std::size_t name_size;
   const char* rule_key;
-  std::size_t rule_size;
   const RuleVTable* rule_type;  // &rule_vtable<Fn>: the identity of the rule's type
+  // Two address comparisons: ops pass literals (OpInfo), and one literal has one length.
   bool made_from(const OpInfo& op) const {
-    return op.name.data() == name_key && op.name.size() == name_size &&
-           op.rule_text.data() == rule_key && op.rule_text.size() == rule_size;
+    return op.name.data() == name_key && op.rule_text.data() == rule_key;
   }
 };
 const OpDescriptor* intern_op(const OpInfo& op, const RuleVTable* rule);
@@ -164,12 +163,12 @@ class ResultList {
   const Tensor& operator[](std::size_t i) const { return chunks_[i / chunk_size][i % chunk_size]; }
   // Room for one more result: may allocate a chunk (and throw); checks the growth warning.
   void reserve_one(std::size_t sweeps) {
-    if (size_ == chunks_.size() * chunk_size) [[unlikely]]
+    if (cursor_ == end_) [[unlikely]]
       add_chunk(sweeps);
   }
   // After reserve_one: cannot fail.
   void push(TensorImpl* impl) noexcept {
-    ::new (&chunks_[size_ / chunk_size][size_ % chunk_size]) Tensor(Tensor::adopt(impl));
+    ::new (cursor_++) Tensor(Tensor::adopt(impl));
     ++size_;
   }
   // Calls f(result impl) for every entry, oldest first.
@@ -188,6 +187,8 @@ class ResultList {
   void add_chunk(std::size_t sweeps);
   std::vector<Tensor*> chunks_;
   std::size_t size_ = 0;
+  Tensor* cursor_ = nullptr;  // the next free slot of the last chunk
+  Tensor* end_ = nullptr;     // the end of the last chunk
 };
 
 // One Tape's state. Never freed: a Tape takes one from a pool and gives it back when destroyed,
@@ -346,10 +347,11 @@ inline bool is_anomaly_enabled() {
 }
 
 // An op's inputs as record() takes them: a braced list ({x}, {a, b}), a TensorList, a
-// std::vector<Tensor> or a span. A view: nothing is copied, so no reference count moves.
+// std::vector<Tensor> or a span. A view of the tensors' blocks: nothing is copied, so no
+// reference count moves (a temporary in the list lives until record() returns).
 struct TensorRef {
-  const Tensor* tensor;
-  TensorRef(const Tensor& t) : tensor(&t) {}  // NOLINT: implicit, so {a, b} lists tensors
+  detail::TensorImpl* impl;
+  TensorRef(const Tensor& t) : impl(t.impl_ptr()) {}  // NOLINT: implicit, so {a, b} lists tensors
 };
 class OpInputs {
  public:
@@ -369,16 +371,17 @@ class OpInputs {
   std::size_t size() const {
     return size_;
   }
-  const Tensor& operator[](std::size_t i) const {
-    return refs_ != nullptr ? *refs_[i].tensor : tensors_[i];
+  // Input i's block (null for an undefined tensor).
+  detail::TensorImpl* impl(std::size_t i) const {
+    return refs_ != nullptr ? refs_[i].impl : tensors_[i].impl_ptr();
   }
-  // Calls f(i, tensor) for each input, with one test of the representation for the whole loop.
+  // Calls f(i, block) for each input, with one test of the representation for the whole loop.
   template <class F>
   void for_each(F&& f) const {
     if (refs_ != nullptr) {
-      for (std::size_t i = 0; i < size_; ++i) f(i, *refs_[i].tensor);
+      for (std::size_t i = 0; i < size_; ++i) f(i, refs_[i].impl);
     } else {
-      for (std::size_t i = 0; i < size_; ++i) f(i, tensors_[i]);
+      for (std::size_t i = 0; i < size_; ++i) f(i, tensors_[i].impl_ptr());
     }
   }
 
@@ -398,8 +401,7 @@ inline TapeState* recording_tape(std::string_view op, const OpInputs& inputs) {
   if (!grad_enabled || tape == nullptr) return nullptr;
   const std::uint64_t stamp = tape->current_stamp();
   bool any_requires_grad = false;
-  inputs.for_each([&](std::size_t i, const Tensor& input) {
-    const TensorImpl* impl = input.impl_ptr();
+  inputs.for_each([&](std::size_t i, const TensorImpl* impl) {
     if (impl == nullptr || !impl->requires_grad()) return;
     any_requires_grad = true;
     if (!impl->is_leaf() && impl->result.stamp != stamp) [[unlikely]]
