@@ -72,6 +72,7 @@ Tape::Tape()
   if (enclosing_ != nullptr) enclosing_->enclosed_ = this;
   current_ = this;
   detail::recording_state = state_;
+  detail::recording_head = state_;
 }
 
 Tape::~Tape() {
@@ -92,6 +93,7 @@ Tape::~Tape() {
   } else {
     current_ = enclosing_;
     detail::recording_state = enclosing_ != nullptr ? enclosing_->state_ : nullptr;
+    detail::recording_head = detail::recording_state;
   }
   if (enclosing_ != nullptr) enclosing_->enclosed_ = enclosed_;
   state_->clear_nodes();
@@ -301,63 +303,14 @@ std::string_view stale_tape_fate(const TensorImpl& impl) {
   return alive && impl.result.stamp >= birth ? "cleared" : "destroyed";
 }
 
-Tensor record_node(TapeState& tape, const OpDescriptor* op, Shape&& shape, Values&& values,
-                   const OpInputs& inputs, std::source_location where, RuleConstructor construct,
-                   void* rule) {
-  const std::size_t n = inputs.size();
-  if (n >= std::numeric_limits<std::uint32_t>::max()) [[unlikely]] {
-    throw AutogradError(fmt::format("{}: {} inputs; a node takes at most 2^32 - 2", op->name, n));
-  }
-  // Everything that can fail comes first, so that a failure records nothing: room for the
-  // result (reserve_one also refuses a tape's 2^32 - 1st node), the leaves this node reads (one
-  // counted handle per leaf and tape: pinned_by marks the last tape that took one, and a stale
-  // mark only costs a second handle; a leaf pinned for a node that then fails is harmless), the
-  // block, the rule's state.
-  tape.results.reserve_one(tape.sweeps);
-  const std::uint64_t stamp = tape.current_stamp();
-  inputs.for_each([&](std::size_t, TensorImpl* leaf) {
-    if (leaf == nullptr || !leaf->is_leaf()) return;
-    std::atomic_ref<std::uint64_t> mark(leaf->leaf.pinned_by);
-    if (mark.load(std::memory_order_relaxed) == stamp) return;
-    retain(leaf);
-    tape.pinned.push_back(Tensor::adopt(leaf));
-    mark.store(stamp, std::memory_order_relaxed);
-  });
-  const RuleVTable& rule_table = op->rule;
-  const std::size_t values_at = (rule_offset(n, rule_table.align) + rule_table.size + 7) & ~7;
-  const bool inline_values = values.size() <= TensorImpl::inline_values;
-  const std::size_t bytes =
-      block_size(values_at + (inline_values ? values.size() * sizeof(double) : sizeof(HeapValues)));
-  // One handle (the one returned) and the tape's hold.
-  auto* impl = ::new (take_block(bytes))
-      TensorImpl{.count = 3,
-                 .node = static_cast<std::uint32_t>(tape.results.size()),
-                 .block_bytes = static_cast<std::uint32_t>(bytes),
-                 .values_at = static_cast<std::uint32_t>(values_at),
-                 .n_inputs = static_cast<std::uint32_t>(n),
-                 .flags = TensorImpl::requires_grad_flag |
-                          (rule_table.destroy != nullptr ? TensorImpl::rule_destructor_flag : 0) |
-                          (inline_values ? TensorImpl::inline_values_flag : 0),
-                 .shape = std::move(shape),
-                 .op = op,
-                 .result = {.tape = &tape, .stamp = stamp}};
-  if (construct != nullptr) {
-    try {
-      construct(node_rule_state(impl), rule);
-    } catch (...) {
-      delete_impl(impl);
-      throw;
-    }
-  }
-  // From here nothing can fail.
-  ::new (&node_where(impl)) std::source_location(where);
-  Tensor* slots = node_inputs(impl);
-  inputs.for_each([slots](std::size_t i, TensorImpl* input) {
-    ::new (&slots[i]) Tensor(Tensor::adopt(input));  // uncounted: see node_inputs
-  });
-  impl->store_values(std::move(values));
-  tape.results.push(impl);
-  return Tensor::adopt(impl);
+void throw_too_many_inputs(const OpDescriptor* op, std::size_t n) {
+  throw AutogradError(fmt::format("{}: {} inputs; a node takes at most 2^32 - 2", op->name, n));
+}
+
+void pin_leaf(TapeState& tape, TensorImpl* leaf, std::uint64_t stamp) {
+  retain(leaf);
+  tape.pinned.push_back(Tensor::adopt(leaf));  // on failure the handle is released again
+  std::atomic_ref<std::uint64_t>(leaf->leaf.pinned_by).store(stamp, std::memory_order_relaxed);
 }
 
 void check_forward_anomaly(const OpInfo& op, const OpInputs& inputs, std::span<const double> values,

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <memory>
 #include <new>
 #include <source_location>
@@ -412,19 +413,69 @@ inline TapeState* recording_tape(std::string_view op, const OpInputs& inputs) {
 // Anomaly mode's forward check: throws AnomalyError if `values` hold a NaN or an infinity.
 void check_forward_anomaly(const OpInfo& op, const OpInputs& inputs, std::span<const double> values,
                            const Shape& shape, std::source_location where);
-// Constructs a rule's state at `storage` from the rule object at `rule` (may throw).
-using RuleConstructor = void (*)(void* storage, void* rule);
-template <class Fn, class RuleFn>
-void construct_rule(void* storage, void* rule) {
-  ::new (storage) Fn(std::forward<RuleFn>(*static_cast<std::remove_reference_t<RuleFn>*>(rule)));
-}
+// The rare parts of recording, out of line: too many inputs (an error), taking a handle on a
+// leaf this tape has not pinned yet (pinned_by marks the last tape that took one; a stale mark
+// only costs a second handle), a full result chunk (ResultList::reserve_one).
+[[noreturn]] void throw_too_many_inputs(const OpDescriptor* op, std::size_t n);
+void pin_leaf(TapeState& tape, TensorImpl* leaf, std::uint64_t stamp);
+
 // Records a node on `tape` and returns its result: one block holding the result's header, where,
-// the inputs, the rule's state (built by `construct` from `rule`, or none when `construct` is
-// null) and the values. If anything throws (memory, the rule's construction), nothing is
-// recorded.
+// the inputs, the rule's state (Fn, none for a stateless rule) and the values. Inline and typed,
+// so the rule's size, alignment and destructor are constants; everything that can fail (room for
+// the result, the pinned leaves, the block, the rule's construction) comes first, so a failure
+// records nothing.
+template <class Fn, class RuleFn>
 Tensor record_node(TapeState& tape, const OpDescriptor* op, Shape&& shape, Values&& values,
-                   const OpInputs& inputs, std::source_location where, RuleConstructor construct,
-                   void* rule);
+                   const OpInputs& inputs, std::source_location where, RuleFn&& rule) {
+  const std::size_t n = inputs.size();
+  if (n >= std::numeric_limits<std::uint32_t>::max()) [[unlikely]]
+    throw_too_many_inputs(op, n);
+  tape.results.reserve_one(tape.sweeps);
+  const std::uint64_t stamp = tape.current_stamp();
+  inputs.for_each([&](std::size_t, TensorImpl* leaf) {
+    if (leaf != nullptr && leaf->is_leaf() &&
+        std::atomic_ref<std::uint64_t>(leaf->leaf.pinned_by).load(std::memory_order_relaxed) !=
+            stamp) [[unlikely]] {
+      pin_leaf(tape, leaf, stamp);
+    }
+  });
+  constexpr std::size_t rule_size = stateless_rule<Fn> ? 0 : sizeof(Fn);
+  const std::size_t rule_at = rule_offset(n, alignof(Fn));
+  const std::size_t values_at = (rule_at + rule_size + 7) & ~std::size_t{7};
+  const bool inline_values = values.size() <= TensorImpl::inline_values;
+  const std::size_t bytes =
+      block_size(values_at + (inline_values ? values.size() * sizeof(double) : sizeof(HeapValues)));
+  // One handle (the one returned) and the tape's hold.
+  auto* impl = ::new (take_block(bytes)) TensorImpl{
+      .count = 3,
+      .node = static_cast<std::uint32_t>(tape.results.size()),
+      .block_bytes = static_cast<std::uint32_t>(bytes),
+      .values_at = static_cast<std::uint32_t>(values_at),
+      .n_inputs = static_cast<std::uint32_t>(n),
+      .flags = TensorImpl::requires_grad_flag |
+               (std::is_trivially_destructible_v<Fn> ? 0 : TensorImpl::rule_destructor_flag) |
+               (inline_values ? TensorImpl::inline_values_flag : 0),
+      .shape = std::move(shape),
+      .op = op,
+      .result = {.tape = &tape, .stamp = stamp}};
+  if constexpr (!stateless_rule<Fn>) {
+    try {
+      ::new (reinterpret_cast<std::byte*>(impl) + rule_at) Fn(std::forward<RuleFn>(rule));
+    } catch (...) {
+      delete_impl(impl);
+      throw;
+    }
+  }
+  // From here nothing can fail.
+  ::new (&node_where(impl)) std::source_location(where);
+  Tensor* slots = node_inputs(impl);
+  inputs.for_each([slots](std::size_t i, TensorImpl* input) {
+    ::new (&slots[i]) Tensor(Tensor::adopt(input));  // uncounted: see node_inputs
+  });
+  impl->store_values(std::move(values));
+  tape.results.push(impl);
+  return Tensor::adopt(impl);
+}
 }  // namespace detail
 
 // Builds an op's output tensor and, when it must be recorded, its tape node. Every op ends here;
@@ -467,15 +518,8 @@ Tensor record(const OpInfo& op, Shape shape, Values&& values, OpInputs inputs, R
     }
     detail::TapeState* tape = detail::recording_tape(op.name, inputs);
     if (tape == nullptr) return detail::make_leaf(std::move(values), std::move(shape));
-    const detail::OpDescriptor* descriptor = detail::describe<Fn>(op);
-    if constexpr (detail::stateless_rule<Fn>) {
-      return detail::record_node(*tape, descriptor, std::move(shape), std::move(values), inputs,
-                                 where, nullptr, nullptr);
-    } else {
-      return detail::record_node(*tape, descriptor, std::move(shape), std::move(values), inputs,
-                                 where, &detail::construct_rule<Fn, RuleFn>,
-                                 const_cast<void*>(static_cast<const void*>(&rule)));
-    }
+    return detail::record_node<Fn>(*tape, detail::describe<Fn>(op), std::move(shape),
+                                   std::move(values), inputs, where, std::forward<RuleFn>(rule));
   }
 }
 // The same with values to copy: a Values lvalue, or a std::vector<double> (custom ops written

@@ -48,6 +48,8 @@ inline thread_local constinit char this_thread_marker = 0;
 inline const void* this_thread_token() noexcept {
   return &this_thread_marker;
 }
+// The innermost tape recording on this thread (tape.cpp keeps it with recording_state).
+inline thread_local constinit const TapeHead* recording_head = nullptr;
 
 // One tensor is one heap block: this header, then (for a recorded result) its tape node (where
 // the op was called, its inputs, its rule's captured state), then its values: a few doubles
@@ -231,7 +233,8 @@ inline void release(TensorImpl* impl) noexcept {
   }
   // The only handle, held by a tape of this thread: nobody else can touch the count (another
   // handle would show in it, and the tape releases its hold on this thread), so no atomic add.
-  if (now == 3 && impl->result.tape->thread == this_thread_token()) {
+  if (now == 3 &&
+      (impl->result.tape == recording_head || impl->result.tape->thread == this_thread_token())) {
     count.store(1, std::memory_order_relaxed);
     return;
   }
