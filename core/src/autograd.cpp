@@ -359,9 +359,10 @@ std::vector<Tensor> sweep(const SweepRequest& request) {
       }
       if (input.is_leaf()) {
         reach_leaf(input, std::move(input_grad));
+      } else if (Tensor& slot = node_grads[input.impl().node]; !slot.defined()) {
+        slot.swap(input_grad);  // the first gradient to reach a node: no arithmetic, no count
       } else {
-        Tensor& slot = node_grads[input.impl().node];
-        slot = add_gradient(slot, std::move(input_grad));
+        slot = detail::accumulate(slot, input_grad);
       }
     }
     if (request.observe) [[unlikely]]

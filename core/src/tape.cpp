@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -20,9 +21,22 @@
 namespace tapegrad {
 
 namespace {
-std::atomic<std::uint64_t> last_stamp{0};
-std::uint64_t new_stamp() {
-  return last_stamp.fetch_add(1, std::memory_order_relaxed) + 1;
+// Stamps are unique across all tapes and threads, and increase on each thread: a thread takes a
+// block of them at a time from the global counter (no atomic operation per tape or clear), and
+// every block starts above every block handed out before. 0 is never a stamp (a leaf's pin mark
+// starts at 0).
+constexpr std::uint64_t stamp_block = std::uint64_t{1} << 16;
+std::atomic<std::uint64_t> next_stamp_block{1};
+thread_local constinit std::uint64_t next_stamp = 0;
+thread_local constinit std::uint64_t stamp_block_end = 0;
+// A new stamp above `above` (the stamps a reused tape state had: a state that moved to this
+// thread from another must not see older-looking stamps than it had).
+std::uint64_t new_stamp(std::uint64_t above = 0) {
+  if (next_stamp == stamp_block_end || next_stamp <= above) [[unlikely]] {
+    next_stamp = next_stamp_block.fetch_add(stamp_block, std::memory_order_relaxed);
+    stamp_block_end = next_stamp + stamp_block;
+  }
+  return next_stamp++;
 }
 std::atomic<std::size_t> growth_warning_nodes{default_tape_growth_warning};
 std::atomic<bool> growth_warned{false};
@@ -30,11 +44,33 @@ std::atomic<bool> growth_warned{false};
 
 namespace detail {
 namespace {
-// Tape states are never freed (results keep a pointer to theirs), only reused.
+// Tape states are never freed (results keep a pointer to theirs), only reused: one spare per
+// thread (a tape per step takes and gives back the same one, with no lock), the rest in a pool.
 std::mutex state_pool_mutex;
 std::vector<TapeState*> state_pool;
 
+void give_to_pool(TapeState* state) noexcept {
+  try {
+    const std::lock_guard lock(state_pool_mutex);
+    state_pool.push_back(state);
+  } catch (...) {
+    // No room in the pool: the state is leaked, which is safe (results may still point to it).
+  }
+}
+
+struct SpareState {
+  TapeState* state = nullptr;
+  SpareState() = default;
+  SpareState(const SpareState&) = delete;
+  SpareState& operator=(const SpareState&) = delete;
+  ~SpareState() {
+    if (state != nullptr) give_to_pool(state);
+  }
+};
+thread_local SpareState spare_state;
+
 TapeState* take_state() {
+  if (TapeState* state = std::exchange(spare_state.state, nullptr)) return state;
   {
     const std::lock_guard lock(state_pool_mutex);
     if (!state_pool.empty()) {
@@ -47,11 +83,10 @@ TapeState* take_state() {
 }
 
 void give_state(TapeState* state) noexcept {
-  try {
-    const std::lock_guard lock(state_pool_mutex);
-    state_pool.push_back(state);
-  } catch (...) {
-    // No room in the pool: the state is leaked, which is safe (results may still point to it).
+  if (spare_state.state == nullptr) {
+    spare_state.state = state;
+  } else {
+    give_to_pool(state);
   }
 }
 
@@ -63,7 +98,7 @@ void set_stamp(TapeState& state, std::uint64_t stamp) {
 
 Tape::Tape()
     : state_(detail::take_state()), enclosing_(current_), thread_(std::this_thread::get_id()) {
-  const std::uint64_t stamp = new_stamp();
+  const std::uint64_t stamp = new_stamp(state_->current_stamp());
   state_->birth = stamp;
   detail::set_stamp(*state_, stamp);
   state_->thread = detail::this_thread_token();
@@ -99,13 +134,13 @@ Tape::~Tape() {
   state_->clear_nodes();
   // A new stamp: every result of this tape now reads as stale; `alive` false says "destroyed".
   std::atomic_ref<bool>(state_->alive).store(false, std::memory_order_relaxed);
-  detail::set_stamp(*state_, new_stamp());
+  detail::set_stamp(*state_, new_stamp(state_->current_stamp()));
   detail::give_state(state_);
 }
 
 void Tape::clear() {
   state_->clear_nodes();
-  detail::set_stamp(*state_, new_stamp());
+  detail::set_stamp(*state_, new_stamp(state_->current_stamp()));
 }
 
 Node Tape::node(std::size_t index) const {

@@ -45,7 +45,9 @@ namespace tapegrad {
 // (an undefined Tensor for an input that gets none). A rule may return a gradient in the
 // result's shape for a broadcast input; the engine sums it down to the input's shape (sum_to).
 // Rules are written with differentiable ops so that create_graph can record them. record()
-// takes any callable of this signature (a lambda, usually); Rule is the type-erased one.
+// takes any callable of this signature (a lambda, usually); Rule is the type-erased one. A rule
+// returns its gradients and keeps nothing: it must not store its arguments anywhere that outlives
+// the call (the sweep counts the gradients it hands a rule without atomic operations).
 using Rule = std::function<TensorList(const Tensor& grad, const Tensor& result,
                                       std::span<const Tensor> inputs)>;
 

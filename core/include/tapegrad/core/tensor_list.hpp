@@ -58,7 +58,8 @@ class TensorList {
     }
     return *this;
   }
-  ~TensorList() {
+  // Inline: every backward step ends one, most of its tensors already moved out.
+  [[gnu::always_inline]] ~TensorList() {
     for (std::size_t i = 0; i < size_; ++i) data_[i].~Tensor();
     if (capacity_ > inline_capacity) std::allocator<Tensor>().deallocate(data_, capacity_);
   }
