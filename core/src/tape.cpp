@@ -46,13 +46,22 @@ namespace detail {
 namespace {
 // Tape states are never freed (results keep a pointer to theirs), only reused: one spare per
 // thread (a tape per step takes and gives back the same one, with no lock), the rest in a pool.
-std::mutex state_pool_mutex;
-std::vector<TapeState*> state_pool;
+// The pool outlives every thread_local and static destructor that may still give a state back
+// (and keeps the states reachable for LeakSanitizer): it is never destroyed.
+struct StatePool {
+  std::mutex mutex;
+  std::vector<TapeState*> states;
+};
+StatePool& state_pool() {
+  static StatePool* pool = new StatePool();  // NOLINT: deliberately never deleted
+  return *pool;
+}
 
 void give_to_pool(TapeState* state) noexcept {
   try {
-    const std::lock_guard lock(state_pool_mutex);
-    state_pool.push_back(state);
+    StatePool& pool = state_pool();
+    const std::lock_guard lock(pool.mutex);
+    pool.states.push_back(state);
   } catch (...) {
     // No room in the pool: the state is leaked, which is safe (results may still point to it).
   }
@@ -72,10 +81,11 @@ thread_local SpareState spare_state;
 TapeState* take_state() {
   if (TapeState* state = std::exchange(spare_state.state, nullptr)) return state;
   {
-    const std::lock_guard lock(state_pool_mutex);
-    if (!state_pool.empty()) {
-      TapeState* state = state_pool.back();
-      state_pool.pop_back();
+    StatePool& pool = state_pool();
+    const std::lock_guard lock(pool.mutex);
+    if (!pool.states.empty()) {
+      TapeState* state = pool.states.back();
+      pool.states.pop_back();
       return state;
     }
   }
@@ -295,14 +305,23 @@ struct OpKeyHash {
     return h ^ (k.name_size << 16) ^ k.text_size;
   }
 };
-std::mutex op_mutex;
-std::unordered_map<OpKey, const OpDescriptor*, OpKeyHash> ops;
+// Never destroyed, as the descriptors in it (a tensor made during another static's destruction
+// still names its op).
+struct OpRegistry {
+  std::mutex mutex;
+  std::unordered_map<OpKey, const OpDescriptor*, OpKeyHash> ops;
+};
+OpRegistry& op_registry() {
+  static OpRegistry* registry = new OpRegistry();  // NOLINT: deliberately never deleted
+  return *registry;
+}
 }  // namespace
 
 const OpDescriptor* intern_op(const OpInfo& op, const RuleVTable* rule) {
   const OpKey key{rule, op.name.data(), op.name.size(), op.rule_text.data(), op.rule_text.size()};
-  const std::lock_guard lock(op_mutex);
-  if (auto it = ops.find(key); it != ops.end()) return it->second;
+  OpRegistry& registry = op_registry();
+  const std::lock_guard lock(registry.mutex);
+  if (auto it = registry.ops.find(key); it != registry.ops.end()) return it->second;
   // Never freed: every tensor an op made names it, on any thread, for the program's life.
   auto* descriptor = new OpDescriptor{.rule = *rule,
                                       .name = std::string(op.name),
@@ -310,7 +329,7 @@ const OpDescriptor* intern_op(const OpInfo& op, const RuleVTable* rule) {
                                       .name_key = key.name,
                                       .rule_key = key.text,
                                       .rule_type = rule};
-  ops.emplace(key, descriptor);
+  registry.ops.emplace(key, descriptor);
   return descriptor;
 }
 

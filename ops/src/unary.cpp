@@ -200,8 +200,9 @@ Tensor relu_backward(const Tensor& g, const Tensor& x) {
 Tensor sigmoid(const Tensor& x, std::source_location where) {
   return record(
       {"sigmoid", "dx = g * y * (1 - y)"}, x.shape(),
-      kernels::map(x, stable_sigmoid, parallel_grain_costly), {x},
-      [](const Tensor& g, const Tensor& y, Inputs) { return Grads{sigmoid_backward(g, y)}; },
+      kernels::map(
+          x, [](double v) { return stable_sigmoid(v); }, parallel_grain_costly),
+      {x}, [](const Tensor& g, const Tensor& y, Inputs) { return Grads{sigmoid_backward(g, y)}; },
       where);
 }
 
