@@ -87,15 +87,18 @@ struct TensorImpl {
   std::uint32_t flags;
   Shape shape;
   const OpDescriptor* op;  // the op that produced this tensor; null for a leaf
+  struct LeafPart {
+    TensorImpl* grad;         // a counted handle on the accumulated gradient, or null
+    std::uint64_t pinned_by;  // stamp of the last tape that took a handle on this leaf
+  };
+  struct ResultPart {
+    TapeHead* tape;       // the recording tape (TapeState objects are never freed)
+    std::uint64_t stamp;  // its stamp when this result was recorded
+  };
+  // Named member types: anonymous structs inside an anonymous union are a compiler extension.
   union {
-    struct {
-      TensorImpl* grad;         // a counted handle on the accumulated gradient, or null
-      std::uint64_t pinned_by;  // stamp of the last tape that took a handle on this leaf
-    } leaf;
-    struct {
-      TapeHead* tape;       // the recording tape (TapeState objects are never freed)
-      std::uint64_t stamp;  // its stamp when this result was recorded
-    } result;
+    LeafPart leaf;
+    ResultPart result;
   };
 
   bool is_leaf() const { return op == nullptr; }
