@@ -150,6 +150,8 @@ inline thread_local constinit BlockLists block_lists{};
 void* take_block_slow(std::size_t bytes);
 void give_block_slow(void* block, std::size_t bytes) noexcept;
 
+// A block of `bytes` (a block_size), uninitialised: from this thread's lists, else from the
+// heap. Throws std::bad_alloc.
 inline void* take_block(std::size_t bytes) {
   if constexpr (recycle_blocks) {
     if (bytes <= BlockLists::max_pooled_bytes) {
@@ -178,8 +180,7 @@ inline void give_block(void* block, std::size_t bytes) noexcept {
   give_block_slow(block, bytes);
 }
 
-// A block of at least `bytes` (rounded up to its size class), uninitialised. Throws
-// std::bad_alloc.
+// The size class of a block of `bytes`: rounded up to a multiple of the granule.
 inline std::size_t block_size(std::size_t bytes) {
   return (bytes + BlockLists::granule - 1) & ~(BlockLists::granule - 1);
 }

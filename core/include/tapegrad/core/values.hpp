@@ -8,6 +8,7 @@
 // tensor takes over a Values' buffer without copying it. Kernels allocate with allocate_values.
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>  // PTRDIFF_MAX
 #include <initializer_list>
 #include <iterator>
 #include <new>
