@@ -21,25 +21,30 @@ using Grads = TensorList;
 // outputs are split across threads (by rows in the general case).
 template <class F>
 Values broadcast_kernel(const Tensor& a, const Tensor& b, const Shape& out, F f) {
-  const std::span<const double> av = a.values();
-  const std::span<const double> bv = b.values();
+  const double* const av = a.values().data();
+  const double* const bv = b.values().data();
   Values y(out.numel());
-  double* yv = y.data();
+  double* const yv = y.data();
   const std::size_t n = y.size();
+  // The element loops' closures hold copies of the pointers: closures holding references make the
+  // compiler keep the pointers in memory, which every scalar op would pay.
   if (a.shape() == b.shape()) {
     kernels::for_each_element(n, parallel_grain_cheap,
-                              [&](std::size_t i) { yv[i] = f(av[i], bv[i]); });
+                              [yv, av, bv, f](std::size_t i) { yv[i] = f(av[i], bv[i]); });
   } else if (b.numel() == 1 && a.shape() == out) {
     const double s = bv[0];
-    kernels::for_each_element(n, parallel_grain_cheap, [&](std::size_t i) { yv[i] = f(av[i], s); });
+    kernels::for_each_element(n, parallel_grain_cheap,
+                              [yv, av, s, f](std::size_t i) { yv[i] = f(av[i], s); });
   } else if (a.numel() == 1 && b.shape() == out) {
     const double s = av[0];
-    kernels::for_each_element(n, parallel_grain_cheap, [&](std::size_t i) { yv[i] = f(s, bv[i]); });
+    kernels::for_each_element(n, parallel_grain_cheap,
+                              [yv, bv, s, f](std::size_t i) { yv[i] = f(s, bv[i]); });
   } else {
     kernels::for_each_broadcast_split(
         out, detail::broadcast_strides(a.shape(), out), detail::broadcast_strides(b.shape(), out),
-        parallel_grain_cheap,
-        [&](std::size_t o, std::size_t ai, std::size_t bi) { yv[o] = f(av[ai], bv[bi]); });
+        parallel_grain_cheap, [yv, av, bv, f](std::size_t o, std::size_t ai, std::size_t bi) {
+          yv[o] = f(av[ai], bv[bi]);
+        });
   }
   return y;
 }
